@@ -1,0 +1,1 @@
+//! Catalog loading, user overrides and lint.

@@ -1,0 +1,1 @@
+//! Envelope variants, HTTP-only decisions, Retry-After, languages and auto-detection.

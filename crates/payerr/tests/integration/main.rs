@@ -1,0 +1,27 @@
+//! The payerr library's integration tests: one binary, one module per concern.
+
+mod catalogs;
+mod envelopes;
+mod golden;
+mod properties;
+
+use payerr::{Engine, Lang, Options, Response, Verdict};
+
+/// The built-in engine, shared by the tests.
+pub fn engine() -> &'static Engine {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| Engine::builtin().expect("built-in catalogs load"))
+}
+
+/// Normalizes `body` with `dialect` (None = auto) in English.
+pub fn verdict(dialect: Option<&str>, status: u16, body: &str) -> Verdict {
+    engine()
+        .normalize(
+            &Response::new(status, body.as_bytes()),
+            &Options {
+                dialect,
+                lang: Lang::En,
+            },
+        )
+        .expect("known dialect")
+}
