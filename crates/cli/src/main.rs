@@ -1,1 +1,60 @@
-fn main() {}
+//! The `payerr` command. Thin by design: argument parsing and I/O here, every decision in the
+//! `payerr` library. One module per command; a new command gets a module and a variant in `args`.
+
+mod args;
+mod catalog;
+mod config;
+mod explain;
+mod failure;
+mod normalize;
+mod render;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::failure::Failure;
+
+/// A value as one line of JSON. Serializing the CLI's own types cannot fail.
+pub(crate) fn json_line<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+fn run(cli: &Cli) -> Result<String, Failure> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    let engine = config::engine(&config, cli.catalog_dir.as_deref())?;
+    match &cli.command {
+        Command::Explain(args) => explain::run(&engine, args),
+        Command::Normalize(args) => normalize::run(&engine, args),
+        Command::Catalog(command) => catalog::run(&engine, command),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (text, code, to_stdout) = match run(&cli) {
+        Ok(text) => (text, 0, true),
+        Err(f) => {
+            let text = if f.is_report {
+                f.message
+            } else {
+                format!("payerr: {}\n", f.message.trim_end())
+            };
+            (text, f.exit_code, f.is_report)
+        }
+    };
+    let written = if to_stdout {
+        io::stdout().write_all(text.as_bytes()).and_then(|()| io::stdout().flush())
+    } else {
+        io::stderr().write_all(text.as_bytes())
+    };
+    match written {
+        // A closed pipe (`payerr ... | head`) is the reader's choice, not an error.
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => ExitCode::from(2),
+        _ => ExitCode::from(code as u8),
+    }
+}

@@ -196,6 +196,11 @@ impl Engine {
         self.dialects.iter().find(|l| &*l.dialect.id == id)
     }
 
+    /// A dialect by id, or an [`ErrorKind::UnknownDialect`] error that lists the known ids.
+    pub fn require_dialect(&self, id: &str) -> Result<&Dialect, Error> {
+        self.require(id).map(|l| &l.dialect)
+    }
+
     fn require(&self, id: &str) -> Result<&Loaded, Error> {
         self.loaded(id).ok_or_else(|| {
             let known: Vec<&str> = self.dialects.iter().map(|l| &*l.dialect.id).collect();
@@ -245,14 +250,12 @@ impl Engine {
             ..Signal::default()
         };
         let resolution = decide(&loaded.dialect, &self.taxonomy, &signal);
-        let mut verdict = self.verdict(&loaded.dialect, resolution, &signal, None, lang);
-        if verdict.source.message.is_none() {
-            verdict.source.message = verdict
-                .ambiguous
-                .first()
-                .map(|c| c.provider_message.to_string());
-        }
-        Ok(verdict)
+        // With no response, what the provider "said" is what its document says for the code.
+        let signal = Signal {
+            message: resolution.entry.map(|e| Cow::Borrowed(&*e.message)),
+            ..signal
+        };
+        Ok(self.verdict(&loaded.dialect, resolution, &signal, None, lang))
     }
 
     /// Picks the dialect whose catalog best explains the captured fields; the generic dialect when none
