@@ -238,6 +238,7 @@ impl Compiler<'_> {
             .collect::<Vec<_>>();
         let by_code = self.index(&raw.entries, &entries);
         if !self.problems.is_empty() {
+            self.problems.sort_by_key(|d| (d.line, d.column));
             return Err(self.problems);
         }
         Ok(Dialect {
