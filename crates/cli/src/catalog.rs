@@ -18,9 +18,7 @@ pub fn run(engine: &Engine, command: &CatalogCommand) -> Result<String, Failure>
             let lang = Lang::negotiate(lang.as_deref(), None, None);
             Ok(match format {
                 CatalogFormat::Json => crate::json_line(&export::to_json(dialect)),
-                CatalogFormat::Text | CatalogFormat::Markdown => {
-                    export::to_markdown(dialect, lang)
-                }
+                CatalogFormat::Text | CatalogFormat::Markdown => export::to_markdown(dialect, lang),
             })
         }
         CatalogCommand::Export { id, format, lang } => {
@@ -39,7 +37,10 @@ pub fn run(engine: &Engine, command: &CatalogCommand) -> Result<String, Failure>
                     crate::json_line(&export::to_json(dialects[0]))
                 }
                 CatalogFormat::Json => crate::json_line(
-                    &dialects.iter().map(|d| export::to_json(d)).collect::<Vec<_>>(),
+                    &dialects
+                        .iter()
+                        .map(|d| export::to_json(d))
+                        .collect::<Vec<_>>(),
                 ),
             })
         }
@@ -51,7 +52,10 @@ pub fn run(engine: &Engine, command: &CatalogCommand) -> Result<String, Failure>
 fn dialect<'e>(engine: &'e Engine, id: &str) -> Result<&'e payerr::Dialect, Failure> {
     engine.dialect(id).ok_or_else(|| {
         let known: Vec<&str> = engine.dialects().map(|d| &*d.id).collect();
-        Failure::usage(format!("unknown dialect `{id}`; known: {}", known.join(", ")))
+        Failure::usage(format!(
+            "unknown dialect `{id}`; known: {}",
+            known.join(", ")
+        ))
     })
 }
 
@@ -86,7 +90,10 @@ fn codes(taxonomy: &Taxonomy, format: CatalogFormat) -> String {
     if format == CatalogFormat::Json {
         return crate::json_line(&taxonomy.codes());
     }
-    let mut out = format!("{:<32} {:<22} {:<9} {}\n", "CODE", "CATEGORY", "OUTCOME", "NEXT ACTION");
+    let mut out = format!(
+        "{:<32} {:<22} {:<9} {}\n",
+        "CODE", "CATEGORY", "OUTCOME", "NEXT ACTION"
+    );
     for c in taxonomy.codes() {
         let _ = writeln!(
             out,

@@ -32,7 +32,11 @@ impl Config {
         let text = fs::read_to_string(path)
             .map_err(|e| Failure::usage(format!("cannot read config {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| {
-            Failure::usage(format!("config {}: {}", path.display(), e.message().trim_end()))
+            Failure::usage(format!(
+                "config {}: {}",
+                path.display(),
+                e.message().trim_end()
+            ))
         })
     }
 }

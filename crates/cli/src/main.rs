@@ -19,7 +19,8 @@ use crate::failure::Failure;
 
 /// A value as one line of JSON. Serializing the CLI's own types cannot fail.
 pub(crate) fn json_line<T: serde::Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut text =
+        serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     text.push('\n');
     text
 }
@@ -48,7 +49,9 @@ fn main() -> ExitCode {
         }
     };
     let written = if to_stdout {
-        io::stdout().write_all(text.as_bytes()).and_then(|()| io::stdout().flush())
+        io::stdout()
+            .write_all(text.as_bytes())
+            .and_then(|()| io::stdout().flush())
     } else {
         io::stderr().write_all(text.as_bytes())
     };

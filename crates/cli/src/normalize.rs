@@ -256,21 +256,33 @@ mod tests {
     fn bounded_lines_drop_the_excess_and_resume_at_the_next_line() {
         let mut input: &[u8] = b"short\nthis line is too long\nok";
         let mut buf = Vec::new();
-        assert_eq!(read_line_bounded(&mut input, &mut buf, 8).unwrap(), (6, false));
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 8).unwrap(),
+            (6, false)
+        );
         assert_eq!(buf, b"short");
         buf.clear();
         let (_, overflow) = read_line_bounded(&mut input, &mut buf, 8).unwrap();
         assert!(overflow);
         buf.clear();
-        assert_eq!(read_line_bounded(&mut input, &mut buf, 8).unwrap(), (2, false));
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 8).unwrap(),
+            (2, false)
+        );
         assert_eq!(buf, b"ok");
         buf.clear();
-        assert_eq!(read_line_bounded(&mut input, &mut buf, 8).unwrap(), (0, false));
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 8).unwrap(),
+            (0, false)
+        );
     }
 
     #[test]
     fn headers_need_a_name_and_a_colon() {
-        assert_eq!(parse_header("Retry-After: 5").unwrap(), ("Retry-After", "5"));
+        assert_eq!(
+            parse_header("Retry-After: 5").unwrap(),
+            ("Retry-After", "5")
+        );
         assert!(parse_header("Retry-After 5").is_err());
         assert!(parse_header(": 5").is_err());
     }

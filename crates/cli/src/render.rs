@@ -29,7 +29,11 @@ pub fn verdict_text(v: &Verdict, taxonomy: &Taxonomy) -> String {
         v.dialect,
         name(&v.matched_by)
     );
-    line(&mut out, "What happened", &*taxonomy.category(v.category).description);
+    line(
+        &mut out,
+        "What happened",
+        &*taxonomy.category(v.category).description,
+    );
     let mut said = Vec::new();
     if let Some(scope) = &v.source.scope {
         said.push(scope.clone());
@@ -84,7 +88,11 @@ pub fn verdict_text(v: &Verdict, taxonomy: &Taxonomy) -> String {
     if let Some(param) = &v.param {
         line(&mut out, "Parameter", param);
     }
-    line(&mut out, "Your API", format!("answer HTTP {}", v.http_status));
+    line(
+        &mut out,
+        "Your API",
+        format!("answer HTTP {}", v.http_status),
+    );
     for c in &v.ambiguous {
         let reason = c.reason.as_deref().or(c.scope.as_deref()).unwrap_or("-");
         line(

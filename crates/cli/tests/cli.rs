@@ -51,7 +51,15 @@ const EXPIRED: &str = r#"{"type":"payment_error","code":"expired_card","message"
 #[test]
 fn normalize_prints_the_verdict_as_json_from_stdin() {
     let v = json(&payerr(
-        &["normalize", "--dialect", "typed-error", "--status", "400", "--format", "json"],
+        &[
+            "normalize",
+            "--dialect",
+            "typed-error",
+            "--status",
+            "400",
+            "--format",
+            "json",
+        ],
         EXPIRED,
     ));
     assert_eq!(v["dialect"], "typed-error");
@@ -73,7 +81,10 @@ fn normalize_reads_a_file_and_auto_detects_the_dialect() {
         r#"{"result":{"resultStatus":"F","resultCode":"INSUFFICIENT_BALANCE","resultMessage":"Customer has insufficient funds"}}"#,
     )
     .unwrap();
-    let v = json(&payerr(&["normalize", "-f", "json", path.to_str().unwrap()], ""));
+    let v = json(&payerr(
+        &["normalize", "-f", "json", path.to_str().unwrap()],
+        "",
+    ));
     assert_eq!(v["dialect"], "result-status");
     assert_eq!(v["category"], "insufficient_funds");
     assert_eq!(v["next_action"], "customer_action");
@@ -84,8 +95,18 @@ fn normalize_text_output_reads_at_a_glance() {
     let out = payerr(&["normalize", "--status", "400"], EXPIRED);
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.starts_with("FAILED · card_expired / expired_card"), "{text}");
-    for label in ["What happened", "Provider said", "Next", "Tell customer", "How to fix", "Your API"] {
+    assert!(
+        text.starts_with("FAILED · card_expired / expired_card"),
+        "{text}"
+    );
+    for label in [
+        "What happened",
+        "Provider said",
+        "Next",
+        "Tell customer",
+        "How to fix",
+        "Your API",
+    ] {
         assert!(text.contains(label), "missing {label}: {text}");
     }
     assert!(text.contains("do not retry"));
@@ -94,14 +115,28 @@ fn normalize_text_output_reads_at_a_glance() {
 #[test]
 fn retry_after_header_and_language_reach_the_verdict() {
     let v = json(&payerr(
-        &["normalize", "-s", "503", "-H", "Retry-After: 9", "--lang", "zh", "-f", "json"],
+        &[
+            "normalize",
+            "-s",
+            "503",
+            "-H",
+            "Retry-After: 9",
+            "--lang",
+            "zh",
+            "-f",
+            "json",
+        ],
         "<html><body>Service Unavailable</body></html>",
     ));
     assert_eq!(v["dialect"], "http");
     assert_eq!(v["category"], "provider_unavailable");
     assert_eq!(v["retry_after_ms"], 9000);
     assert_eq!(v["failover_safe"], true);
-    assert!(v["message"].as_str().unwrap().chars().any(|c| c > '\u{4e00}'));
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .any(|c| c > '\u{4e00}'));
     // The seed-001 Language header picks the language when --lang is absent.
     let v = json(&payerr(
         &["normalize", "-H", "Language: zh_CN", "-f", "json"],
@@ -109,7 +144,11 @@ fn retry_after_header_and_language_reach_the_verdict() {
     ));
     assert_eq!(v["dialect"], "card-issuing");
     assert_eq!(v["param"], "card_number");
-    assert!(v["message"].as_str().unwrap().chars().any(|c| c > '\u{4e00}'));
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .any(|c| c > '\u{4e00}'));
 }
 
 #[test]
@@ -150,14 +189,21 @@ fn ndjson_answers_every_line_in_order_and_survives_bad_lines() {
     assert_eq!(lines[4]["category"], "fraud_risk");
     assert_eq!(lines[4]["retryable"], false);
     let message = lines[4]["message"].as_str().unwrap();
-    assert!(!message.contains("欺诈") && !message.contains("风险"), "{message}");
+    assert!(
+        !message.contains("欺诈") && !message.contains("风险"),
+        "{message}"
+    );
 }
 
 #[test]
 fn usage_errors_exit_2_with_a_message() {
     let out = payerr(&["normalize", "--dialect", "bogus"], "{}");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown dialect `bogus`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown dialect `bogus`"),
+        "{}",
+        stderr(&out)
+    );
     let out = payerr(&["normalize", "/definitely/not/here.json"], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot read"));
@@ -172,23 +218,67 @@ fn usage_errors_exit_2_with_a_message() {
 #[test]
 fn explain_covers_scope_reason_ambiguity_and_languages() {
     let v = json(&payerr(
-        &["explain", "invalid_parameter", "-d", "typed-error", "--type", "payout_error", "-f", "json"],
+        &[
+            "explain",
+            "invalid_parameter",
+            "-d",
+            "typed-error",
+            "--type",
+            "payout_error",
+            "-f",
+            "json",
+        ],
         "",
     ));
     assert_eq!(v["matched_by"], "code_and_scope");
-    assert_eq!(v["source"]["message"].as_str().unwrap().split(',').next().unwrap(), "Missing");
-    let v = json(&payerr(&["explain", "4081", "-d", "portone", "-f", "json"], ""));
+    assert_eq!(
+        v["source"]["message"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap(),
+        "Missing"
+    );
+    let v = json(&payerr(
+        &["explain", "4081", "-d", "portone", "-f", "json"],
+        "",
+    ));
     assert_eq!(v["ambiguous"].as_array().unwrap().len(), 2);
     let v = json(&payerr(
-        &["explain", "4081", "-d", "portone", "--reason", "ROLE_NOT_ALLOWED", "-f", "json"],
+        &[
+            "explain",
+            "4081",
+            "-d",
+            "portone",
+            "--reason",
+            "ROLE_NOT_ALLOWED",
+            "-f",
+            "json",
+        ],
         "",
     ));
     assert_eq!(v["category"], "permission_denied");
     assert_eq!(v["matched_by"], "code_and_reason");
-    let v = json(&payerr(&["explain", "3002", "-d", "card-issuing", "-l", "zh", "-f", "json"], ""));
+    let v = json(&payerr(
+        &[
+            "explain",
+            "3002",
+            "-d",
+            "card-issuing",
+            "-l",
+            "zh",
+            "-f",
+            "json",
+        ],
+        "",
+    ));
     assert!(v["message"].as_str().unwrap().contains("余额不足"));
     // An undocumented code gets the best verdict the remaining steps allow.
-    let v = json(&payerr(&["explain", "6099", "-d", "portone", "-f", "json"], ""));
+    let v = json(&payerr(
+        &["explain", "6099", "-d", "portone", "-f", "json"],
+        "",
+    ));
     assert_eq!(v["matched_by"], "range");
     assert_eq!(v["category"], "declined");
 }
@@ -196,8 +286,23 @@ fn explain_covers_scope_reason_ambiguity_and_languages() {
 #[test]
 fn catalog_list_show_export_and_codes() {
     let list = json(&payerr(&["catalog", "list", "-f", "json"], ""));
-    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["typed-error", "card-issuing", "result-status", "pts", "portone", "http"]);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "typed-error",
+            "card-issuing",
+            "result-status",
+            "pts",
+            "portone",
+            "http"
+        ]
+    );
     let show = payerr(&["catalog", "show", "pts"], "");
     assert!(stdout(&show).contains("| `8001` | Service not available |"));
     let export = json(&payerr(&["catalog", "export", "portone"], ""));
@@ -239,24 +344,44 @@ fn user_catalogs_lint_and_load_from_a_directory() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("1 file(s), 0 error(s)"));
     let v = json(&payerr(
-        &["--catalog-dir", dir.to_str().unwrap(), "normalize", "-d", "acme", "-f", "json"],
+        &[
+            "--catalog-dir",
+            dir.to_str().unwrap(),
+            "normalize",
+            "-d",
+            "acme",
+            "-f",
+            "json",
+        ],
         r#"{"err":51,"why":"Insufficient funds"}"#,
     ));
     assert_eq!(v["category"], "insufficient_funds");
     assert_eq!(v["matched_by"], "code");
 
     let bad = USER_CATALOG
-        .replace("category = \"insufficient_funds\"", "category = \"declind\"")
+        .replace(
+            "category = \"insufficient_funds\"",
+            "category = \"declind\"",
+        )
         .replace(", zh = \"卡内余额不足。\"", "");
     std::fs::write(dir.join("bad.toml"), bad).unwrap();
     let out = payerr(&["catalog", "lint", dir.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(1));
     let report = stdout(&out);
-    assert!(report.contains("bad.toml:16:12: error: unknown category `declind`"), "{report}");
-    assert!(report.contains("bad.toml:17:8: error: code `51`: missing translation `text.zh`"), "{report}");
+    assert!(
+        report.contains("bad.toml:16:12: error: unknown category `declind`"),
+        "{report}"
+    );
+    assert!(
+        report.contains("bad.toml:17:8: error: code `51`: missing translation `text.zh`"),
+        "{report}"
+    );
     assert!(report.contains("2 file(s), 2 error(s)"), "{report}");
     // A directory holding a bad catalog refuses to load rather than serve half a catalog.
-    let out = payerr(&["--catalog-dir", dir.to_str().unwrap(), "catalog", "list"], "");
+    let out = payerr(
+        &["--catalog-dir", dir.to_str().unwrap(), "catalog", "list"],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("bad.toml"));
 }
@@ -265,14 +390,36 @@ fn user_catalogs_lint_and_load_from_a_directory() {
 fn config_file_sets_the_retry_policy() {
     let dir = scratch("config");
     let config = dir.join("payerr.toml");
-    std::fs::write(&config, "[retry]\nbase_ms = 750\n[poll]\ninterval_ms = 5000\n").unwrap();
+    std::fs::write(
+        &config,
+        "[retry]\nbase_ms = 750\n[poll]\ninterval_ms = 5000\n",
+    )
+    .unwrap();
     let config = config.to_str().unwrap();
-    let v = json(&payerr(&["--config", config, "normalize", "-s", "429", "-f", "json"], ""));
+    let v = json(&payerr(
+        &["--config", config, "normalize", "-s", "429", "-f", "json"],
+        "",
+    ));
     assert_eq!(v["retry_after_ms"], 750);
-    let v = json(&payerr(&["--config", config, "normalize", "-s", "500", "-f", "json"], ""));
+    let v = json(&payerr(
+        &["--config", config, "normalize", "-s", "500", "-f", "json"],
+        "",
+    ));
     assert_eq!(v["retry_after_ms"], 5000);
     std::fs::write(dir.join("bad.toml"), "[retry]\nbase = 1\n").unwrap();
-    let out = payerr(&["--config", dir.join("bad.toml").to_str().unwrap(), "catalog", "list"], "");
+    let out = payerr(
+        &[
+            "--config",
+            dir.join("bad.toml").to_str().unwrap(),
+            "catalog",
+            "list",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown field `base`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field `base`"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -417,7 +417,10 @@ impl Compiler<'_> {
             let code = r.code.get_ref().0.trim().to_owned();
             let scope = r.scope.clone().unwrap_or_default();
             let reason = r.reason.clone().unwrap_or_default().to_ascii_lowercase();
-            if seen.insert((code.clone(), scope.clone(), reason), ()).is_some() {
+            if seen
+                .insert((code.clone(), scope.clone(), reason), ())
+                .is_some()
+            {
                 let scope = if scope.is_empty() { "-" } else { &scope };
                 self.error(
                     r.code.span(),

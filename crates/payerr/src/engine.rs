@@ -133,9 +133,7 @@ impl Engine {
     pub fn new(settings: Settings, user: &[(String, String)]) -> Result<Engine, Error> {
         let taxonomy = Taxonomy::builtin()?;
         let mut dialects: Vec<Dialect> = Vec::new();
-        let builtins = BUILTIN_CATALOGS
-            .iter()
-            .map(|(file, text)| (*file, *text));
+        let builtins = BUILTIN_CATALOGS.iter().map(|(file, text)| (*file, *text));
         let users = user.iter().map(|(f, t)| (f.as_str(), t.as_str()));
         for (file, text) in builtins.chain(users) {
             let dialect = Dialect::parse(file, text, &taxonomy)
@@ -210,7 +208,11 @@ impl Engine {
 
     /// Normalizes one response. Fails only for an unknown dialect id: every response, however broken,
     /// gets a verdict.
-    pub fn normalize(&self, response: &Response<'_>, options: &Options<'_>) -> Result<Verdict, Error> {
+    pub fn normalize(
+        &self,
+        response: &Response<'_>,
+        options: &Options<'_>,
+    ) -> Result<Verdict, Error> {
         let (loaded, captures, kind) = match options.dialect {
             Some(id) if id != "auto" => {
                 let loaded = self.require(id)?;
@@ -226,10 +228,16 @@ impl Engine {
         signal.http_status = Some(response.http_status);
         signal.body = Some(kind);
         let resolution = decide(&loaded.dialect, &self.taxonomy, &signal);
-        let retry_after = response.header_value("retry-after").and_then(|v| {
-            parse_retry_after(v, response.header_value("date"), SystemTime::now())
-        });
-        Ok(self.verdict(&loaded.dialect, resolution, &signal, retry_after, options.lang))
+        let retry_after = response
+            .header_value("retry-after")
+            .and_then(|v| parse_retry_after(v, response.header_value("date"), SystemTime::now()));
+        Ok(self.verdict(
+            &loaded.dialect,
+            resolution,
+            &signal,
+            retry_after,
+            options.lang,
+        ))
     }
 
     /// The verdict a dialect gives a code without a response: what `payerr explain` shows. `scope`
@@ -295,14 +303,10 @@ impl Engine {
             .unwrap_or(&r.canonical.how_to_fix)
             .get(lang)
             .clone();
-        let param = signal
-            .param
-            .as_deref()
-            .map(str::to_owned)
-            .or_else(|| {
-                let entry = r.entry.filter(|e| e.param_in_message)?;
-                param_from_message(signal.message.as_deref()?, &entry.message)
-            });
+        let param = signal.param.as_deref().map(str::to_owned).or_else(|| {
+            let entry = r.entry.filter(|e| e.param_in_message)?;
+            param_from_message(signal.message.as_deref()?, &entry.message)
+        });
         Verdict {
             dialect: dialect.id.clone(),
             outcome: d.outcome,

@@ -250,7 +250,10 @@ mod tests {
             (b"{\"code\":1e400}", "inf"),
         ] {
             let (_, c) = capture(body, &t);
-            assert_eq!(c.get(0).map(|s| s.text().into_owned()).as_deref(), Some(want));
+            assert_eq!(
+                c.get(0).map(|s| s.text().into_owned()).as_deref(),
+                Some(want)
+            );
         }
     }
 
@@ -259,7 +262,10 @@ mod tests {
         let t = trie(&["code"]);
         assert_eq!(capture(b"", &t).0, BodyKind::Empty);
         assert_eq!(capture(b" \n ", &t).0, BodyKind::Empty);
-        assert_eq!(capture(b"<html>502 Bad Gateway</html>", &t).0, BodyKind::NotJson);
+        assert_eq!(
+            capture(b"<html>502 Bad Gateway</html>", &t).0,
+            BodyKind::NotJson
+        );
         assert_eq!(capture(b"{\"code\":1004", &t).0, BodyKind::NotJson);
         assert_eq!(capture(b"{\"code\":\"\xff\"}", &t).0, BodyKind::NotJson);
         assert_eq!(capture(b"{\"code\":1} trailing", &t).0, BodyKind::NotJson);

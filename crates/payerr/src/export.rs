@@ -65,7 +65,12 @@ fn status_selector(r: &StatusRule) -> String {
 /// The dialect as JSON: envelope, rules and every entry with its resolved decision.
 pub fn to_json(dialect: &Dialect) -> serde_json::Value {
     let rule = |selector: String, canonical: &'_ crate::taxonomy::CanonicalCode, decision| {
-        (selector, canonical.code.to_string(), canonical.category, decision)
+        (
+            selector,
+            canonical.code.to_string(),
+            canonical.category,
+            decision,
+        )
     };
     let ranges: Vec<_> = dialect
         .ranges
@@ -147,7 +152,11 @@ fn enum_name<T: Serialize>(value: &T) -> String {
 /// The dialect as a Markdown code reference, with texts in `lang`.
 pub fn to_markdown(dialect: &Dialect, lang: Lang) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# {} (`{}`)\n\n{}\n", dialect.name, dialect.id, dialect.description);
+    let _ = writeln!(
+        md,
+        "# {} (`{}`)\n\n{}\n",
+        dialect.name, dialect.id, dialect.description
+    );
     if let Some(source) = &dialect.source {
         let _ = writeln!(md, "Source: {source}\n");
     }

@@ -92,16 +92,28 @@ mod tests {
 
     #[test]
     fn accept_language_takes_the_best_supported_quality() {
-        assert_eq!(Lang::from_accept_language("fr-FR, zh-CN;q=0.9, en;q=0.8"), Some(Lang::Zh));
-        assert_eq!(Lang::from_accept_language("en;q=0.5, zh;q=0.7"), Some(Lang::Zh));
-        assert_eq!(Lang::from_accept_language("zh;q=0, en;q=0.1"), Some(Lang::En));
+        assert_eq!(
+            Lang::from_accept_language("fr-FR, zh-CN;q=0.9, en;q=0.8"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(
+            Lang::from_accept_language("en;q=0.5, zh;q=0.7"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(
+            Lang::from_accept_language("zh;q=0, en;q=0.1"),
+            Some(Lang::En)
+        );
         assert_eq!(Lang::from_accept_language("fr, de"), None);
         assert_eq!(Lang::from_accept_language("zh;q=abc"), Some(Lang::Zh));
     }
 
     #[test]
     fn explicit_beats_headers_and_unknown_falls_back_to_english() {
-        assert_eq!(Lang::negotiate(Some("en"), Some("zh_CN"), Some("zh")), Lang::En);
+        assert_eq!(
+            Lang::negotiate(Some("en"), Some("zh_CN"), Some("zh")),
+            Lang::En
+        );
         assert_eq!(Lang::negotiate(None, Some("zh_CN"), Some("en")), Lang::Zh);
         assert_eq!(Lang::negotiate(Some("fr"), None, Some("zh-CN")), Lang::Zh);
         assert_eq!(Lang::negotiate(Some("fr"), Some("de"), None), Lang::En);

@@ -77,7 +77,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Checks one catalog file and returns every problem found (empty when the file is good).
 pub fn lint(file: &str, text: &str, taxonomy: &Taxonomy) -> Vec<Diagnostic> {
-    Dialect::parse(file, text, taxonomy).err().unwrap_or_default()
+    Dialect::parse(file, text, taxonomy)
+        .err()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -97,8 +97,11 @@ fn by_code<'d>(
     let scoped = dialect
         .entries_for(code)
         .any(|e| same(e.scope.as_deref(), scope));
-    let candidates =
-        || dialect.entries_for(code).filter(move |e| !scoped || same(e.scope.as_deref(), scope));
+    let candidates = || {
+        dialect
+            .entries_for(code)
+            .filter(move |e| !scoped || same(e.scope.as_deref(), scope))
+    };
     let by = if scoped {
         MatchedBy::CodeAndScope
     } else {
@@ -120,7 +123,10 @@ fn by_code<'d>(
     let mut resolution = Resolution::entry(first, by);
     resolution.decision.retryable = all.iter().all(|e| e.decision.retryable);
     resolution.decision.failover_safe = all.iter().all(|e| e.decision.failover_safe);
-    if all.iter().any(|e| e.decision.outcome != first.decision.outcome) {
+    if all
+        .iter()
+        .any(|e| e.decision.outcome != first.decision.outcome)
+    {
         resolution.decision = unknown(taxonomy);
     }
     resolution.candidates = all;
@@ -162,12 +168,13 @@ fn status_rule<'d>(
     dialect: &'d Dialect,
     signal: &Signal<'_>,
 ) -> Option<&'d crate::catalog::StatusRule> {
-    let success_http = signal
-        .http_status
-        .is_some_and(|s| (200..300).contains(&s));
+    let success_http = signal.http_status.is_some_and(|s| (200..300).contains(&s));
     let error_free = signal.code.is_none()
         && signal.body != Some(BodyKind::NotJson)
-        && !signal.scope.as_deref().is_some_and(|s| scope_known(dialect, s));
+        && !signal
+            .scope
+            .as_deref()
+            .is_some_and(|s| scope_known(dialect, s));
     dialect.status_rules.iter().find(|r| match &r.selector {
         Selector::Status(v) => same(Some(v), signal.status.as_deref()),
         Selector::Scope(v) => same(Some(v), signal.scope.as_deref()),
@@ -177,8 +184,14 @@ fn status_rule<'d>(
 
 /// Whether `scope` is one of the dialect's error scopes (so a body carrying it holds an error object).
 fn scope_known(dialect: &Dialect, scope: &str) -> bool {
-    dialect.status_rules.iter().any(|r| matches!(&r.selector, Selector::Scope(v) if same(Some(v), Some(scope))))
-        || dialect.entries.iter().any(|e| same(e.scope.as_deref(), Some(scope)))
+    dialect
+        .status_rules
+        .iter()
+        .any(|r| matches!(&r.selector, Selector::Scope(v) if same(Some(v), Some(scope))))
+        || dialect
+            .entries
+            .iter()
+            .any(|e| same(e.scope.as_deref(), Some(scope)))
 }
 
 /// The suggested first delay for a decision (SPEC §7); the provider's `Retry-After` wins.

@@ -71,11 +71,20 @@ mod tests {
         );
         assert_eq!(mask_pans("5500005555555559"), "550000******5559");
         // 16 digits failing Luhn: an order number, left alone.
-        assert_eq!(mask_pans("order 4111111111111112"), "order 4111111111111112");
+        assert_eq!(
+            mask_pans("order 4111111111111112"),
+            "order 4111111111111112"
+        );
         // Too short and too long runs are not card numbers.
         assert_eq!(mask_pans("123456789012"), "123456789012");
-        assert_eq!(mask_pans("41111111111111111111111"), "41111111111111111111111");
+        assert_eq!(
+            mask_pans("41111111111111111111111"),
+            "41111111111111111111111"
+        );
         assert_eq!(mask_pans("no digits"), "no digits");
-        assert_eq!(mask_pans("卡号4111111111111111无效"), "卡号411111******1111无效");
+        assert_eq!(
+            mask_pans("卡号4111111111111111无效"),
+            "卡号411111******1111无效"
+        );
     }
 }

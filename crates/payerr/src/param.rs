@@ -50,7 +50,21 @@ fn strip_affix<'m>(message: &'m str, documented: &str) -> Option<&'m str> {
 fn is_separator(c: char) -> bool {
     matches!(
         c,
-        ':' | '：' | ',' | '，' | ';' | '-' | '[' | ']' | '(' | ')' | '"' | '\'' | '`' | '.' | '=' | '/'
+        ':' | '：'
+            | ','
+            | '，'
+            | ';'
+            | '-'
+            | '['
+            | ']'
+            | '('
+            | ')'
+            | '"'
+            | '\''
+            | '`'
+            | '.'
+            | '='
+            | '/'
     )
 }
 
@@ -87,8 +101,11 @@ mod tests {
             Some("email")
         );
         assert_eq!(
-            param_from_message("Only English is supported first_name", "Only English is supported")
-                .as_deref(),
+            param_from_message(
+                "Only English is supported first_name",
+                "Only English is supported"
+            )
+            .as_deref(),
             Some("first_name")
         );
     }
@@ -104,8 +121,14 @@ mod tests {
                 .as_deref(),
             Some("billing_address")
         );
-        assert_eq!(param_from_message("Invalid request parameter", "Invalid request parameter"), None);
-        assert_eq!(param_from_message("something went wrong", "Invalid request parameter"), None);
+        assert_eq!(
+            param_from_message("Invalid request parameter", "Invalid request parameter"),
+            None
+        );
+        assert_eq!(
+            param_from_message("something went wrong", "Invalid request parameter"),
+            None
+        );
         assert_eq!(param_from_message("", ""), None);
         assert_eq!(
             param_from_message(

@@ -122,7 +122,10 @@ mod tests {
             ),
             Some(2_000)
         );
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", None, now), Some(0));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", None, now),
+            Some(0)
+        );
         assert_eq!(parse_retry_after("soon", None, now), None);
         assert_eq!(parse_retry_after("-3", None, now), None);
         assert_eq!(

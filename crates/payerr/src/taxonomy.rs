@@ -269,7 +269,9 @@ impl Taxonomy {
         let mut categories = Vec::with_capacity(Category::ALL.len());
         for &category in Category::ALL {
             let info = file.categories.get(category.as_str()).ok_or_else(|| {
-                Error::taxonomy(format!("taxonomy.toml: category `{category}` has no defaults"))
+                Error::taxonomy(format!(
+                    "taxonomy.toml: category `{category}` has no defaults"
+                ))
             })?;
             categories.push(CategoryInfo {
                 category,
@@ -277,7 +279,11 @@ impl Taxonomy {
                 decision: info.decision,
             });
         }
-        if let Some(extra) = file.categories.keys().find(|k| k.parse::<Category>().is_err()) {
+        if let Some(extra) = file
+            .categories
+            .keys()
+            .find(|k| k.parse::<Category>().is_err())
+        {
             return Err(Error::taxonomy(format!(
                 "taxonomy.toml: `{extra}` is not a category of the contract"
             )));
@@ -292,7 +298,9 @@ impl Taxonomy {
             })?;
             let decision = categories[category as usize].decision.with(&def.overrides);
             if let Some(why) = decision.money_rule_violation() {
-                return Err(Error::taxonomy(format!("taxonomy.toml: code `{code}`: {why}")));
+                return Err(Error::taxonomy(format!(
+                    "taxonomy.toml: code `{code}`: {why}"
+                )));
             }
             let code: Arc<str> = code.as_str().into();
             codes.insert(

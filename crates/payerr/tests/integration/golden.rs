@@ -47,13 +47,20 @@ struct Expect {
 const DIALECTS: &[(&str, &str)] = &[
     ("typed-error", include_str!("../golden/typed-error.toml")),
     ("card-issuing", include_str!("../golden/card-issuing.toml")),
-    ("result-status", include_str!("../golden/result-status.toml")),
+    (
+        "result-status",
+        include_str!("../golden/result-status.toml"),
+    ),
     ("pts", include_str!("../golden/pts.toml")),
     ("portone", include_str!("../golden/portone.toml")),
 ];
 
 fn name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).unwrap().as_str().unwrap().to_owned()
+    serde_json::to_value(v)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn run(dialect: Option<&str>, case: &Case, lang: Lang) -> Verdict {
@@ -84,8 +91,16 @@ fn differences(v: &Verdict, e: &Expect) -> Vec<String> {
     check("category", name(&v.category), e.category.clone());
     check("code", v.code.to_string(), e.code.clone());
     check("next_action", name(&v.next_action), e.next_action.clone());
-    check("retryable", v.retryable.to_string(), e.retryable.to_string());
-    check("failover_safe", v.failover_safe.to_string(), e.failover_safe.to_string());
+    check(
+        "retryable",
+        v.retryable.to_string(),
+        e.retryable.to_string(),
+    );
+    check(
+        "failover_safe",
+        v.failover_safe.to_string(),
+        e.failover_safe.to_string(),
+    );
     check("matched_by", name(&v.matched_by), e.matched_by.clone());
     if let Some(p) = &e.param {
         check("param", format!("{:?}", v.param), format!("{:?}", Some(p)));
@@ -94,7 +109,11 @@ fn differences(v: &Verdict, e: &Expect) -> Vec<String> {
         check("ambiguous", v.ambiguous.len().to_string(), n.to_string());
     }
     if let Some(ms) = e.retry_after_ms {
-        check("retry_after_ms", format!("{:?}", v.retry_after_ms), format!("{:?}", Some(ms)));
+        check(
+            "retry_after_ms",
+            format!("{:?}", v.retry_after_ms),
+            format!("{:?}", Some(ms)),
+        );
     }
     diffs
 }
@@ -109,7 +128,10 @@ pub fn money_rule_violations(v: &Verdict) -> Vec<&'static str> {
         out.push("retryable after success");
     }
     if v.outcome == Outcome::Unknown
-        && !matches!(v.next_action, NextAction::Poll | NextAction::Retry | NextAction::Wait)
+        && !matches!(
+            v.next_action,
+            NextAction::Poll | NextAction::Retry | NextAction::Wait
+        )
     {
         out.push("unknown outcome whose next action is neither poll nor a same-key retry");
     }
@@ -159,12 +181,21 @@ fn every_golden_case_holds_for_its_dialect_and_under_auto() {
                 }
             }
             if !problems.is_empty() {
-                failures.push(format!("{id}: {}:\n    {}", case.name, problems.join("\n    ")));
+                failures.push(format!(
+                    "{id}: {}:\n    {}",
+                    case.name,
+                    problems.join("\n    ")
+                ));
             }
         }
     }
     assert!(cases > 400, "only {cases} golden cases");
-    assert!(failures.is_empty(), "{} failing golden cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing golden cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -172,23 +203,37 @@ fn every_documented_code_has_a_golden_case() {
     let mut missing = Vec::new();
     for (id, text) in DIALECTS {
         let file: File = toml::from_str(text).unwrap();
-        let verdicts: Vec<Verdict> = file.cases.iter().map(|c| run(Some(id), c, Lang::En)).collect();
+        let verdicts: Vec<Verdict> = file
+            .cases
+            .iter()
+            .map(|c| run(Some(id), c, Lang::En))
+            .collect();
         let dialect = engine().dialect(id).unwrap();
         for entry in &dialect.entries {
             let covered = verdicts.iter().any(|v| {
                 v.source.code.as_deref() == Some(&*entry.code)
-                    && entry.scope.as_deref().is_none_or(|s| v.source.scope.as_deref() == Some(s))
+                    && entry
+                        .scope
+                        .as_deref()
+                        .is_none_or(|s| v.source.scope.as_deref() == Some(s))
                     && entry.reason.as_deref().is_none_or(|r| {
                         v.source.reason.as_deref() == Some(r) || !v.ambiguous.is_empty()
                     })
                     && v.matched_by != MatchedBy::Range
             });
             if !covered {
-                missing.push(format!("{id} {} {:?} {:?}", entry.code, entry.scope, entry.reason));
+                missing.push(format!(
+                    "{id} {} {:?} {:?}",
+                    entry.code, entry.scope, entry.reason
+                ));
             }
         }
     }
-    assert!(missing.is_empty(), "documented codes without a golden case:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "documented codes without a golden case:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
