@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::catalog::{CodeRange, Dialect, Entry, Envelope, Selector, StatusRule};
 use crate::lang::Lang;
-use crate::taxonomy::{Category, Decision};
+use crate::taxonomy::{CanonicalCode, Category, Decision, Text};
 
 #[derive(Serialize)]
 struct DialectView<'a> {
@@ -40,11 +40,11 @@ struct EntryView<'a> {
     status: Option<&'a str>,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    remedy: Option<&'a crate::taxonomy::Text>,
+    remedy: Option<&'a Text>,
     canonical: &'a str,
     category: Category,
-    text: &'a crate::taxonomy::Text,
-    customer_message: &'a crate::taxonomy::Text,
+    text: &'a Text,
+    customer_message: &'a Text,
     param_in_message: bool,
     #[serde(flatten)]
     decision: Decision,
@@ -64,53 +64,35 @@ fn status_selector(r: &StatusRule) -> String {
 
 /// The dialect as JSON: envelope, rules and every entry with its resolved decision.
 pub fn to_json(dialect: &Dialect) -> serde_json::Value {
-    let rule = |selector: String, canonical: &'_ crate::taxonomy::CanonicalCode, decision| {
-        (
-            selector,
-            canonical.code.to_string(),
-            canonical.category,
-            decision,
-        )
-    };
-    let ranges: Vec<_> = dialect
-        .ranges
-        .iter()
-        .map(|r| rule(range_selector(r), &r.canonical, r.decision))
-        .collect();
-    let statuses: Vec<_> = dialect
-        .status_rules
-        .iter()
-        .map(|r| rule(status_selector(r), &r.canonical, r.decision))
-        .collect();
-    let view = |rules: &'_ [(String, String, Category, Decision)]| -> Vec<serde_json::Value> {
-        rules
-            .iter()
-            .map(|(selector, canonical, category, decision)| {
-                serde_json::to_value(RuleView {
-                    selector: selector.clone(),
-                    canonical,
-                    category: *category,
-                    decision: *decision,
-                })
-                .unwrap_or_default()
-            })
-            .collect()
-    };
-    let entries: Vec<EntryView<'_>> = dialect.entries.iter().map(entry_view).collect();
-    let mut value = serde_json::to_value(DialectView {
+    let view = DialectView {
         id: &dialect.id,
         name: &dialect.name,
         description: &dialect.description,
         source: dialect.source.as_deref(),
         envelope: &dialect.envelope,
-        ranges: Vec::new(),
-        status_rules: Vec::new(),
-        entries,
-    })
-    .unwrap_or_default();
-    value["ranges"] = view(&ranges).into();
-    value["status_rules"] = view(&statuses).into();
-    value
+        ranges: dialect
+            .ranges
+            .iter()
+            .map(|r| rule_view(range_selector(r), &r.canonical, r.decision))
+            .collect(),
+        status_rules: dialect
+            .status_rules
+            .iter()
+            .map(|r| rule_view(status_selector(r), &r.canonical, r.decision))
+            .collect(),
+        entries: dialect.entries.iter().map(entry_view).collect(),
+    };
+    // Plain data with string keys: serializing it cannot fail.
+    serde_json::to_value(view).unwrap_or_default()
+}
+
+fn rule_view(selector: String, canonical: &CanonicalCode, decision: Decision) -> RuleView<'_> {
+    RuleView {
+        selector,
+        canonical: &canonical.code,
+        category: canonical.category,
+        decision,
+    }
 }
 
 fn entry_view(e: &Entry) -> EntryView<'_> {
