@@ -16,8 +16,14 @@ fn main() -> Result<(), payerr::Error> {
     )?;
     assert_eq!(verdict.outcome, Outcome::Failed);
     println!("dialect:     {}", verdict.dialect);
-    println!("outcome:     {:?} / {} / {}", verdict.outcome, verdict.category, verdict.code);
-    println!("next action: {:?} (retryable: {})", verdict.next_action, verdict.retryable);
+    println!(
+        "outcome:     {:?} / {} / {}",
+        verdict.outcome, verdict.category, verdict.code
+    );
+    println!(
+        "next action: {:?} (retryable: {})",
+        verdict.next_action, verdict.retryable
+    );
     println!("param:       {}", verdict.param.as_deref().unwrap_or("-"));
     println!("customer:    {}", verdict.message);
     Ok(())

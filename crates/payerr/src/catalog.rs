@@ -293,7 +293,13 @@ impl Compiler<'_> {
         }
         let decision = code.decision.with(overrides);
         if let Some(why) = decision.money_rule_violation() {
-            self.error(span, why);
+            self.error(span.clone(), why);
+        }
+        if !(100..=599).contains(&decision.http_status) {
+            self.error(
+                span,
+                format!("http_status {} is not 100-599", decision.http_status),
+            );
         }
         Some((code, decision))
     }
@@ -415,7 +421,8 @@ impl Compiler<'_> {
         for e in raw {
             let r = e.get_ref();
             let code = r.code.get_ref().0.trim().to_owned();
-            let scope = r.scope.clone().unwrap_or_default();
+            // The matcher compares scopes and reasons without case, so lint does too.
+            let scope = r.scope.clone().unwrap_or_default().to_ascii_lowercase();
             let reason = r.reason.clone().unwrap_or_default().to_ascii_lowercase();
             if seen
                 .insert((code.clone(), scope.clone(), reason), ())

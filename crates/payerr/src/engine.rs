@@ -149,11 +149,11 @@ impl Engine {
             .into_iter()
             .map(|dialect| {
                 let mut trie = Trie::default();
-                let fields = compile_fields(&dialect, &mut paths, &mut [&mut trie]);
+                // The generic dialect's paths are read under auto too (it is the fallback), but it
+                // never competes in detection.
+                let fields =
+                    compile_fields(&dialect, &mut paths, &mut [&mut trie, &mut detect_trie]);
                 let auto_detect = &*dialect.id != GENERIC_DIALECT;
-                if auto_detect {
-                    compile_fields(&dialect, &mut paths, &mut [&mut detect_trie]);
-                }
                 Loaded {
                     dialect,
                     fields,
@@ -298,8 +298,7 @@ impl Engine {
     ) -> Verdict {
         let d = r.decision;
         let how_to_fix = r
-            .entry
-            .and_then(|e| e.remedy.as_ref())
+            .remedy
             .unwrap_or(&r.canonical.how_to_fix)
             .get(lang)
             .clone();
@@ -329,16 +328,21 @@ impl Engine {
             matched_by: r.matched_by,
             ambiguous: r.candidates.iter().map(|e| candidate(e)).collect(),
             source: Source {
-                code: signal.code.as_deref().map(|c| mask_pans(c).into_owned()),
-                message: signal.message.as_deref().map(|m| mask_pans(m).into_owned()),
-                scope: signal.scope.as_deref().map(str::to_owned),
-                status: signal.status.as_deref().map(str::to_owned),
-                reason: signal.reason.as_deref().map(str::to_owned),
+                code: masked(&signal.code),
+                message: masked(&signal.message),
+                scope: masked(&signal.scope),
+                status: masked(&signal.status),
+                reason: masked(&signal.reason),
                 http_status: signal.http_status,
             },
             detail: r.entry.map(|e| e.text.get(lang).clone()),
         }
     }
+}
+
+/// What the provider said, with card numbers masked: nothing a provider echoes reaches a verdict whole.
+fn masked(value: &Option<Cow<'_, str>>) -> Option<String> {
+    value.as_deref().map(|v| mask_pans(v).into_owned())
 }
 
 fn candidate(e: &crate::catalog::Entry) -> Candidate {

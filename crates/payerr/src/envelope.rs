@@ -13,9 +13,6 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 /// Index of a field path in the engine's path table.
 pub(crate) type PathId = u16;
 
-/// At most this many fields are captured from one body; envelopes need about six.
-const MAX_CAPTURES: usize = 24;
-
 /// A captured leaf value.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Scalar<'de> {
@@ -32,10 +29,13 @@ impl Scalar<'_> {
         match self {
             Scalar::Str(s) => Cow::Borrowed(s.trim()),
             Scalar::Int(n) => Cow::Owned(n.to_string()),
-            Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 1e18 => {
+            // Only floats that are exact, non-zero integers read as codes (`1004.0`); anything else,
+            // including an underflow to zero, is shown in exponent form so it never equals a
+            // documented code such as card-issuing's success code 0.
+            Scalar::Float(f) if f.fract() == 0.0 && *f != 0.0 && f.abs() < 1e15 => {
                 Cow::Owned((*f as i64).to_string())
             }
-            Scalar::Float(f) => Cow::Owned(f.to_string()),
+            Scalar::Float(f) => Cow::Owned(format!("{f:e}")),
             Scalar::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         }
     }
@@ -91,8 +91,9 @@ impl<'de> Captures<'de> {
     }
 
     fn push(&mut self, path: PathId, value: Scalar<'de>) {
-        // The first occurrence of a duplicated key wins; the cap bounds hostile bodies.
-        if self.items.len() < MAX_CAPTURES && self.get(path).is_none() {
+        // The first occurrence of a duplicated key wins, so captures are bounded by the number of
+        // catalog paths whatever the body holds.
+        if self.get(path).is_none() {
             self.items.push((path, value));
         }
     }
@@ -113,6 +114,10 @@ pub(crate) enum BodyKind {
 pub(crate) fn capture<'de>(body: &'de [u8], trie: &Trie) -> (BodyKind, Captures<'de>) {
     if body.iter().all(u8::is_ascii_whitespace) {
         return (BodyKind::Empty, Captures::default());
+    }
+    // JSON is UTF-8 throughout; serde_json checks only the strings it reads, not those it skips.
+    if std::str::from_utf8(body).is_err() {
+        return (BodyKind::NotJson, Captures::default());
     }
     let mut captures = Captures {
         items: Vec::with_capacity(6),
@@ -199,7 +204,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             match self.node.child(&key) {
                 Some(child) => map.next_value_seed(NodeSeed {
                     node: child,
@@ -211,6 +216,34 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads an object key, borrowing it from the body when it needs no unescaping (plain
+/// `Cow<str>` deserialization always copies).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 }
 
@@ -247,7 +280,8 @@ mod tests {
             (b"{\"code\":-1}", "-1"),
             (b"{\"code\":1004.0}", "1004"),
             (b"{\"code\":\" 1004 \"}", "1004"),
-            (b"{\"code\":1e400}", "inf"),
+            (b"{\"code\":1e-400}", "0e0"),
+            (b"{\"code\":99999999999999999999999999}", "1e26"),
         ] {
             let (_, c) = capture(body, &t);
             assert_eq!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::catalog::{Dialect, Entry, Selector};
 use crate::envelope::BodyKind;
-use crate::taxonomy::{CanonicalCode, Category, Decision, Taxonomy};
+use crate::taxonomy::{CanonicalCode, Decision, Taxonomy, Text};
 use crate::verdict::{MatchedBy, NextAction, Outcome};
 
 /// What the decoder read from a response, in the dialect's terms.
@@ -27,7 +27,10 @@ pub(crate) struct Resolution<'d> {
     pub canonical: &'d Arc<CanonicalCode>,
     pub decision: Decision,
     pub matched_by: MatchedBy,
+    /// The documented entry matched; its text explains the provider's code.
     pub entry: Option<&'d Entry>,
+    /// The provider's remedy, when it still applies to the decision.
+    pub remedy: Option<&'d Text>,
     pub candidates: Vec<&'d Entry>,
 }
 
@@ -38,6 +41,7 @@ impl<'d> Resolution<'d> {
             decision,
             matched_by,
             entry: None,
+            remedy: None,
             candidates: Vec::new(),
         }
     }
@@ -48,8 +52,18 @@ impl<'d> Resolution<'d> {
             decision: entry.decision,
             matched_by,
             entry: Some(entry),
+            remedy: entry.remedy.as_ref(),
             candidates: Vec::new(),
         }
+    }
+
+    /// Nobody can vouch for the outcome: the decision, the customer message and the remedy all become
+    /// those of `outcome_unknown`, so that no text invites paying again; the entry stays as `detail`.
+    fn make_unknown(&mut self, taxonomy: &'d Taxonomy) {
+        let unknown = taxonomy.unknown_outcome();
+        self.canonical = unknown;
+        self.decision = unknown.decision;
+        self.remedy = None;
     }
 }
 
@@ -87,7 +101,7 @@ fn same(a: Option<&str>, b: Option<&str>) -> bool {
 /// Steps 1 and 2: the documented entries for `code`, narrowed by scope, then by reason.
 fn by_code<'d>(
     dialect: &'d Dialect,
-    taxonomy: &Taxonomy,
+    taxonomy: &'d Taxonomy,
     code: &str,
     signal: &Signal<'_>,
 ) -> Option<Resolution<'d>> {
@@ -127,23 +141,18 @@ fn by_code<'d>(
         .iter()
         .any(|e| e.decision.outcome != first.decision.outcome)
     {
-        resolution.decision = unknown(taxonomy);
+        resolution.make_unknown(taxonomy);
     }
     resolution.candidates = all;
     Some(resolution)
 }
 
-/// The decision for an operation whose outcome nobody can vouch for.
-fn unknown(taxonomy: &Taxonomy) -> Decision {
-    taxonomy.category(Category::OutcomeUnknown).decision
-}
-
 /// The provider's own status caps a code's certainty: a code documented as a failure, sent with a
 /// status that says the outcome is unknown (or one that contradicts it), yields `unknown`.
-fn cap_by_status(
-    resolution: &mut Resolution<'_>,
+fn cap_by_status<'d>(
+    resolution: &mut Resolution<'d>,
     dialect: &Dialect,
-    taxonomy: &Taxonomy,
+    taxonomy: &'d Taxonomy,
     signal: &Signal<'_>,
 ) {
     let Some(status) = signal.status.as_deref() else {
@@ -159,7 +168,7 @@ fn cap_by_status(
     let said = rule.decision.outcome;
     let ours = resolution.decision.outcome;
     if said != ours && ours != Outcome::Unknown {
-        resolution.decision = unknown(taxonomy);
+        resolution.make_unknown(taxonomy);
     }
 }
 
@@ -169,29 +178,16 @@ fn status_rule<'d>(
     signal: &Signal<'_>,
 ) -> Option<&'d crate::catalog::StatusRule> {
     let success_http = signal.http_status.is_some_and(|s| (200..300).contains(&s));
+    // Any error field (a code, a message, a type) means an error object is present.
     let error_free = signal.code.is_none()
-        && signal.body != Some(BodyKind::NotJson)
-        && !signal
-            .scope
-            .as_deref()
-            .is_some_and(|s| scope_known(dialect, s));
+        && signal.message.is_none()
+        && signal.scope.is_none()
+        && signal.body != Some(BodyKind::NotJson);
     dialect.status_rules.iter().find(|r| match &r.selector {
         Selector::Status(v) => same(Some(v), signal.status.as_deref()),
         Selector::Scope(v) => same(Some(v), signal.scope.as_deref()),
         Selector::NoErrorOn2xx => success_http && error_free,
     })
-}
-
-/// Whether `scope` is one of the dialect's error scopes (so a body carrying it holds an error object).
-fn scope_known(dialect: &Dialect, scope: &str) -> bool {
-    dialect
-        .status_rules
-        .iter()
-        .any(|r| matches!(&r.selector, Selector::Scope(v) if same(Some(v), Some(scope))))
-        || dialect
-            .entries
-            .iter()
-            .any(|e| same(e.scope.as_deref(), Some(scope)))
 }
 
 /// The suggested first delay for a decision (SPEC §7); the provider's `Retry-After` wins.

@@ -13,7 +13,7 @@ pub fn param_from_message(message: &str, documented: &str) -> Option<String> {
     let documented = documented.trim().trim_end_matches('.');
     let rest = strip_affix(message, documented);
     if let Some(rest) = rest {
-        let rest = rest.trim_matches(is_separator);
+        let rest = rest.trim_matches(|c: char| c.is_whitespace() || is_separator(c));
         if is_identifier(rest) {
             return Some(rest.to_owned());
         }

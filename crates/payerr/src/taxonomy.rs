@@ -220,6 +220,7 @@ pub struct Taxonomy {
     codes: FxHashMap<Arc<str>, Arc<CanonicalCode>>,
     http_rules: Vec<HttpRule>,
     fallback: Arc<CanonicalCode>,
+    unknown: Arc<CanonicalCode>,
 }
 
 #[derive(Deserialize)]
@@ -331,11 +332,13 @@ impl Taxonomy {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let fallback = lookup(&file.fallback)?;
+        let unknown = lookup(Category::OutcomeUnknown.as_str())?;
         Ok(Taxonomy {
             categories,
             codes,
             http_rules,
             fallback,
+            unknown,
         })
     }
 
@@ -372,6 +375,12 @@ impl Taxonomy {
     /// The rules of matching step 5, in order.
     pub fn http_rules(&self) -> &[HttpRule] {
         &self.http_rules
+    }
+
+    /// The generic code of an outcome nobody can vouch for (`outcome_unknown`), used when a provider's
+    /// status or several meanings contradict a code.
+    pub fn unknown_outcome(&self) -> &Arc<CanonicalCode> {
+        &self.unknown
     }
 
     /// The canonical code used when nothing decides.
