@@ -401,7 +401,7 @@ fn read_signal<'a>(fields: &Fields, captures: &'a Captures<'_>) -> Signal<'a> {
     let find = |paths: &[(usize, PathId)], container: Option<usize>| {
         let present = |&&(c, id): &&(usize, PathId)| {
             container.is_none_or(|want| c == want)
-                && captures.get(id).is_some_and(|v| !v.text().is_empty())
+                && captures.get(id).is_some_and(|v| !v.is_blank())
         };
         paths
             .iter()

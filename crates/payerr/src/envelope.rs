@@ -23,6 +23,11 @@ pub(crate) enum Scalar<'de> {
 }
 
 impl Scalar<'_> {
+    /// Whether the value carries nothing (an empty or blank string), without formatting numbers.
+    pub(crate) fn is_blank(&self) -> bool {
+        matches!(self, Scalar::Str(s) if s.trim().is_empty())
+    }
+
     /// The value as text: numbers in plain decimal (`1004`, never `1004.0`), so that `1004` and
     /// `"1004"` are the same code.
     pub(crate) fn text(&self) -> Cow<'_, str> {
@@ -116,7 +121,7 @@ pub(crate) fn capture<'de>(body: &'de [u8], trie: &Trie) -> (BodyKind, Captures<
         return (BodyKind::Empty, Captures::default());
     }
     // JSON is UTF-8 throughout; serde_json checks only the strings it reads, not those it skips.
-    if std::str::from_utf8(body).is_err() {
+    if !body.is_ascii() && std::str::from_utf8(body).is_err() {
         return (BodyKind::NotJson, Captures::default());
     }
     let mut captures = Captures {

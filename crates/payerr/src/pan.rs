@@ -11,6 +11,10 @@ use std::ops::Range;
 /// number are masked. Separators are kept, so the text keeps its shape.
 pub fn mask_pans(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
+    // Most texts hold too few digits to hide a card number: answer them without scanning groups.
+    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < 13 {
+        return Cow::Borrowed(text);
+    }
     let mut masked: Option<Vec<u8>> = None;
     let mut i = 0;
     while i < bytes.len() {
