@@ -44,22 +44,12 @@ pub fn run(engine: &Engine, args: &NormalizeArgs) -> Result<String, Failure> {
         .iter()
         .map(|h| parse_header(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-    };
-    let lang = Lang::negotiate(
-        args.lang.as_deref(),
-        header("language"),
-        header("accept-language"),
-    );
     let response = Response {
         http_status: args.status,
-        headers: headers.clone(),
+        headers,
         body: &body,
     };
+    let lang = lang_for(args.lang.as_deref(), &response);
     let verdict = engine.normalize(
         &response,
         &Options {
@@ -83,6 +73,18 @@ fn open(path: Option<&Path>) -> Result<Box<dyn BufRead>, Failure> {
             Ok(Box::new(BufReader::new(file)))
         }
     }
+}
+
+/// The language: the explicit choice, else a seed-001 `Language` header, else `Accept-Language`.
+fn lang_for(explicit: Option<&str>, response: &Response<'_>) -> Lang {
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    };
+    Lang::negotiate(explicit, header("language"), header("accept-language"))
 }
 
 /// Splits `Name: value`.
@@ -180,17 +182,6 @@ fn answer_line(engine: &Engine, args: &NormalizeArgs, number: usize, raw: &[u8])
         }
         Err(_) => line.body.get().as_bytes(),
     };
-    let header = |name: &str| {
-        line.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let lang = Lang::negotiate(
-        line.lang.as_deref().or(args.lang.as_deref()),
-        header("language"),
-        header("accept-language"),
-    );
     let response = Response {
         http_status: line.http_status,
         headers: line
@@ -200,6 +191,7 @@ fn answer_line(engine: &Engine, args: &NormalizeArgs, number: usize, raw: &[u8])
             .collect(),
         body,
     };
+    let lang = lang_for(line.lang.as_deref().or(args.lang.as_deref()), &response);
     let dialect = line.dialect.as_deref().unwrap_or(&args.dialect);
     match engine.normalize(
         &response,

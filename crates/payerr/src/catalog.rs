@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -417,17 +417,14 @@ impl Compiler<'_> {
         entries: &[Entry],
     ) -> FxHashMap<Arc<str>, Vec<usize>> {
         let mut by_code: FxHashMap<Arc<str>, Vec<usize>> = FxHashMap::default();
-        let mut seen: FxHashMap<(String, String, String), ()> = FxHashMap::default();
+        let mut seen: FxHashSet<(String, String, String)> = FxHashSet::default();
         for e in raw {
             let r = e.get_ref();
             let code = r.code.get_ref().0.trim().to_owned();
             // The matcher compares scopes and reasons without case, so lint does too.
             let scope = r.scope.clone().unwrap_or_default().to_ascii_lowercase();
             let reason = r.reason.clone().unwrap_or_default().to_ascii_lowercase();
-            if seen
-                .insert((code.clone(), scope.clone(), reason), ())
-                .is_some()
-            {
+            if !seen.insert((code.clone(), scope.clone(), reason)) {
                 let scope = if scope.is_empty() { "-" } else { &scope };
                 self.error(
                     r.code.span(),

@@ -1,7 +1,7 @@
 //! The engine: a set of dialects over one taxonomy, and `normalize`.
 
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use rustc_hash::FxHashMap;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CodeFormat, Dialect, Selector};
 use crate::envelope::{capture, Captures, PathId, Trie};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::lang::Lang;
 use crate::matcher::{decide, first_delay, Resolution, Signal};
 use crate::pan::mask_pans;
@@ -441,43 +441,54 @@ fn score(loaded: &Loaded, captures: &Captures<'_>) -> u32 {
         score += 1;
         if dialect.knows(code) {
             score += 4;
-            let said = signal.message.as_deref().unwrap_or_default().to_lowercase();
-            let documented = dialect
+            let said = signal.message.as_deref().unwrap_or_default();
+            if dialect
                 .entries_for(code)
-                .any(|e| !said.is_empty() && said.contains(&e.message.to_lowercase()));
-            if documented {
+                .any(|e| contains_ignore_ascii_case(said, &e.message))
+            {
                 score += 4;
             }
         } else if dialect.range_for(code).is_some() {
             score += 2;
         }
     }
-    let rule_value = |value: Option<&str>, pick: fn(&Selector) -> Option<&str>| {
-        value.is_some_and(|v| {
-            dialect
-                .status_rules
-                .iter()
-                .filter_map(|r| pick(&r.selector))
-                .chain(dialect.entries.iter().filter_map(|e| e.scope.as_deref()))
-                .any(|s| s.eq_ignore_ascii_case(v.trim()))
-        })
-    };
-    if rule_value(signal.status.as_deref(), |s| match s {
-        Selector::Status(v) => Some(v),
-        _ => None,
-    }) {
+    let statuses = dialect
+        .status_rules
+        .iter()
+        .filter_map(|r| match &r.selector {
+            Selector::Status(v) => Some(v.as_str()),
+            _ => None,
+        });
+    if documented(signal.status.as_deref(), statuses) {
         score += 3;
     }
-    if rule_value(signal.scope.as_deref(), |s| match s {
-        Selector::Scope(v) => Some(v),
-        _ => None,
-    }) {
+    let scopes = dialect
+        .status_rules
+        .iter()
+        .filter_map(|r| match &r.selector {
+            Selector::Scope(v) => Some(v.as_str()),
+            _ => None,
+        })
+        .chain(dialect.entries.iter().filter_map(|e| e.scope.as_deref()));
+    if documented(signal.scope.as_deref(), scopes) {
         score += 3;
     }
     if signal.reason.is_some() {
         score += 3;
     }
     score
+}
+
+/// Whether `value` is one of the documented `values`, compared without ASCII case.
+fn documented<'a>(value: Option<&str>, mut values: impl Iterator<Item = &'a str>) -> bool {
+    value.is_some_and(|v| values.any(|s| s.eq_ignore_ascii_case(v.trim())))
+}
+
+/// Whether `needle` occurs in `haystack`, ASCII letters compared without case; an empty needle or
+/// haystack never matches. Allocation-free, for auto-detection on the normalize path.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    !h.is_empty() && !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// The built-in engine, built once.
@@ -496,19 +507,25 @@ pub fn normalize(response: &Response<'_>) -> Verdict {
         .unwrap_or_else(|e| unreachable!("auto-detection needs no dialect id: {e}"))
 }
 
-impl From<Error> for std::io::Error {
-    fn from(e: Error) -> Self {
-        let kind = match e.kind() {
-            ErrorKind::Io => std::io::ErrorKind::Other,
-            _ => std::io::ErrorKind::InvalidData,
-        };
-        std::io::Error::new(kind, e)
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Engine>();
-    is::<Arc<Engine>>();
+    #[test]
+    fn the_engine_can_be_shared_across_threads() {
+        fn is<T: Send + Sync>() {}
+        is::<Engine>();
+    }
+
+    #[test]
+    fn substring_match_ignores_ascii_case_only() {
+        assert!(contains_ignore_ascii_case(
+            "card_number INVALID request parameter",
+            "Invalid request parameter"
+        ));
+        assert!(!contains_ignore_ascii_case("", "x"));
+        assert!(!contains_ignore_ascii_case("x", ""));
+        assert!(!contains_ignore_ascii_case("short", "longer needle"));
+        assert!(contains_ignore_ascii_case("余额不足", "余额"));
+    }
 }

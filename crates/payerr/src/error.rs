@@ -13,8 +13,6 @@ pub enum ErrorKind {
     InvalidCatalog,
     /// The built-in taxonomy is inconsistent (a build defect, caught by tests).
     InvalidTaxonomy,
-    /// Reading a catalog directory failed.
-    Io,
 }
 
 /// An error from the library, with its kind, a message for people, and lint diagnostics where the

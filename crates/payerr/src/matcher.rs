@@ -198,10 +198,10 @@ pub(crate) fn first_delay(
     poll_interval_ms: u64,
 ) -> Option<u64> {
     match decision.next_action {
-        _ if decision.retryable => Some(retry_after.unwrap_or(retry_base_ms)),
         NextAction::Retry | NextAction::RefreshCredentials => {
             Some(retry_after.unwrap_or(retry_base_ms))
         }
+        _ if decision.retryable => Some(retry_after.unwrap_or(retry_base_ms)),
         NextAction::Poll => Some(retry_after.unwrap_or(poll_interval_ms)),
         NextAction::Wait => retry_after,
         _ => None,

@@ -285,15 +285,7 @@ fn unreadable_bodies_are_decided_by_the_http_status() {
         ("truncated json", br#"{"code":1001,"msg":"System err"#),
         ("trailing garbage", br#"{"code":1001} <html>"#),
     ];
-    for dialect in [
-        None,
-        Some("typed-error"),
-        Some("card-issuing"),
-        Some("result-status"),
-        Some("pts"),
-        Some("portone"),
-        Some("http"),
-    ] {
+    for &dialect in crate::DIALECT_CHOICES {
         for (what, body) in bodies {
             let v = run(dialect, &Response::new(502, body), Lang::En);
             let input = format!("{dialect:?} 502 {what}");

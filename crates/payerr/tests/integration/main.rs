@@ -7,6 +7,17 @@ mod properties;
 
 use payerr::{Engine, Lang, Options, Response, Verdict};
 
+/// Every way to pick a built-in dialect: auto and each id.
+pub const DIALECT_CHOICES: &[Option<&str>] = &[
+    None,
+    Some("typed-error"),
+    Some("card-issuing"),
+    Some("result-status"),
+    Some("pts"),
+    Some("portone"),
+    Some("http"),
+];
+
 /// The built-in engine, shared by the tests.
 pub fn engine() -> &'static Engine {
     static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();

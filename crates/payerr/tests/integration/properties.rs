@@ -6,19 +6,8 @@ use proptest::test_runner::Config;
 
 use payerr::{Lang, MatchedBy, Options, Outcome, Response, Verdict};
 
-use crate::engine;
 use crate::golden::money_rule_violations;
-
-/// Every way to pick a dialect: auto and each built-in id.
-const DIALECTS: &[Option<&str>] = &[
-    None,
-    Some("typed-error"),
-    Some("card-issuing"),
-    Some("result-status"),
-    Some("pts"),
-    Some("portone"),
-    Some("http"),
-];
+use crate::{engine, DIALECT_CHOICES as DIALECTS};
 
 const KNOWN_IDS: &[&str] = &[
     "typed-error",
