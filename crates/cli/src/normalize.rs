@@ -4,9 +4,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
-use payerr::{Engine, Lang, Options, Response};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use payerr::{Engine, Lang, Options, Response, ResponseInput};
 
 use crate::args::{Format, NormalizeArgs};
 use crate::failure::Failure;
@@ -97,21 +95,6 @@ fn parse_header(raw: &str) -> Result<(&str, &str), Failure> {
     }
 }
 
-/// One NDJSON input line.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line<'a> {
-    #[serde(default)]
-    dialect: Option<String>,
-    http_status: u16,
-    #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
-    #[serde(borrow)]
-    body: &'a RawValue,
-    #[serde(default)]
-    lang: Option<String>,
-}
-
 /// An error for one line, in seed 000's format.
 fn line_error(line: usize, code: &str, message: String, param: Option<&str>) -> String {
     crate::json_line(&serde_json::json!({
@@ -162,35 +145,18 @@ fn stream(engine: &Engine, args: &NormalizeArgs, mut input: Box<dyn BufRead>) ->
 }
 
 fn answer_line(engine: &Engine, args: &NormalizeArgs, number: usize, raw: &[u8]) -> String {
-    let line: Line<'_> = match serde_json::from_slice(raw) {
+    let line = match ResponseInput::parse(raw) {
         Ok(line) => line,
         Err(e) => {
-            let code = if e.to_string().starts_with("missing field") {
-                "missing_parameter"
-            } else {
-                "invalid_parameter"
-            };
-            return line_error(number, code, format!("line {number}: {e}"), None);
+            return line_error(
+                number,
+                e.code,
+                format!("line {number}: {e}"),
+                e.param.as_deref(),
+            )
         }
     };
-    // A JSON string body is the body's text; any other JSON value is the body itself.
-    let text: String;
-    let body = match serde_json::from_str::<String>(line.body.get()) {
-        Ok(s) => {
-            text = s;
-            text.as_bytes()
-        }
-        Err(_) => line.body.get().as_bytes(),
-    };
-    let response = Response {
-        http_status: line.http_status,
-        headers: line
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
-        body,
-    };
+    let response = line.response();
     let lang = lang_for(line.lang.as_deref().or(args.lang.as_deref()), &response);
     let dialect = line.dialect.as_deref().unwrap_or(&args.dialect);
     match engine.normalize(
