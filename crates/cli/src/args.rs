@@ -27,6 +27,38 @@ pub enum Command {
     /// List, show, lint and export dialect catalogs.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Run the HTTP service (docs/http.md) until SIGTERM or SIGINT; SIGHUP reloads the catalogs.
+    Serve(ServeArgs),
+}
+
+/// Flags of `payerr serve`; each wins over its `PAYERR_*` variable and the `[serve]` table of the
+/// configuration file (docs/configuration.md).
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080; env: PAYERR_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Log format: text or json [default: text; env: PAYERR_LOG_FORMAT].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level: error, warn, info or debug [default: info; env: PAYERR_LOG_LEVEL].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Largest request body in bytes [default: 1048576; env: PAYERR_MAX_BODY_BYTES].
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most items in one batch [default: 1000; env: PAYERR_MAX_BATCH_ITEMS].
+    #[arg(long, value_name = "N")]
+    pub max_batch_items: Option<usize>,
+    /// Time allowed per request, body upload included [default: 10000; env: PAYERR_REQUEST_TIMEOUT_MS].
+    #[arg(long, value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Most requests handled at once [default: 1024; env: PAYERR_MAX_CONCURRENCY].
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
+    /// Time in-flight requests get to finish on shutdown [default: 30000; env: PAYERR_SHUTDOWN_GRACE_MS].
+    #[arg(long, value_name = "MS")]
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 /// Output format for verdicts.

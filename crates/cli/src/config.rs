@@ -18,6 +18,8 @@ pub struct Config {
     pub retry: payerr::RetryPolicy,
     /// Polling policy.
     pub poll: payerr::PollPolicy,
+    /// `payerr serve` settings.
+    pub serve: payerr_server::ServeConfig,
 }
 
 impl Config {
@@ -69,14 +71,21 @@ pub fn catalog_files(path: &Path) -> Result<Vec<PathBuf>, Failure> {
     Ok(files)
 }
 
-/// The engine for this invocation: built-ins, the configured policies, and user catalogs from
-/// `--catalog-dir` (or the config's `catalog_dir`).
+/// The user catalog directory: `--catalog-dir`, else `PAYERR_CATALOG_DIR`, else the config's.
+pub fn catalog_dir(flag: Option<&Path>, config: &Config) -> Option<PathBuf> {
+    flag.map(Path::to_owned)
+        .or_else(|| std::env::var_os("PAYERR_CATALOG_DIR").map(PathBuf::from))
+        .or_else(|| config.catalog_dir.clone())
+}
+
+/// The engine for this invocation: built-ins, the configured policies, and the user catalogs of
+/// `catalog_dir`.
 pub fn engine(config: &Config, catalog_dir: Option<&Path>) -> Result<Engine, Failure> {
     let settings = Settings {
         retry: config.retry,
         poll: config.poll,
     };
-    let user = match catalog_dir.or(config.catalog_dir.as_deref()) {
+    let user = match catalog_dir {
         Some(dir) => read_catalog_dir(dir)?,
         None => Vec::new(),
     };

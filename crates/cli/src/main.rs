@@ -8,6 +8,7 @@ mod explain;
 mod failure;
 mod normalize;
 mod render;
+mod serve;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -27,8 +28,10 @@ pub(crate) fn json_line<T: serde::Serialize>(value: &T) -> String {
 
 fn run(cli: &Cli) -> Result<String, Failure> {
     let config = config::Config::load(cli.config.as_deref())?;
-    let engine = config::engine(&config, cli.catalog_dir.as_deref())?;
+    let catalog_dir = config::catalog_dir(cli.catalog_dir.as_deref(), &config);
+    let engine = config::engine(&config, catalog_dir.as_deref())?;
     match &cli.command {
+        Command::Serve(args) => serve::run(config, catalog_dir, engine, args),
         Command::Explain(args) => explain::run(&engine, args),
         Command::Normalize(args) => normalize::run(&engine, args),
         Command::Catalog(command) => catalog::run(&engine, command),

@@ -142,13 +142,15 @@ fn decode_headers(raw: &RawValue) -> Result<Vec<(String, String)>, InputError> {
         )
     })?;
     map.into_iter()
-        .map(|(name, value)| match serde_json::from_str::<String>(value.get()) {
-            Ok(value) => Ok((name, value)),
-            Err(_) => Err(invalid(
-                &format!("headers.{name}"),
-                format!("header {name} must be a string"),
-            )),
-        })
+        .map(
+            |(name, value)| match serde_json::from_str::<String>(value.get()) {
+                Ok(value) => Ok((name, value)),
+                Err(_) => Err(invalid(
+                    &format!("headers.{name}"),
+                    format!("header {name} must be a string"),
+                )),
+            },
+        )
         .collect()
 }
 

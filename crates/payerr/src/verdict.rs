@@ -21,6 +21,16 @@ pub enum Outcome {
     Pending,
 }
 
+impl Outcome {
+    /// Every value, in declaration order (the OpenAPI document's enum).
+    pub const ALL: &'static [Outcome] = &[
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::Unknown,
+        Outcome::Pending,
+    ];
+}
+
 /// What the caller should do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,6 +57,22 @@ pub enum NextAction {
     ContactProvider,
 }
 
+impl NextAction {
+    /// Every value, in declaration order (the OpenAPI document's enum).
+    pub const ALL: &'static [NextAction] = &[
+        NextAction::None,
+        NextAction::Wait,
+        NextAction::Poll,
+        NextAction::Retry,
+        NextAction::RefreshCredentials,
+        NextAction::Failover,
+        NextAction::CustomerAction,
+        NextAction::FixRequest,
+        NextAction::MerchantAction,
+        NextAction::ContactProvider,
+    ];
+}
+
 /// Who must act on the verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +87,17 @@ pub enum Actor {
     Developer,
     /// The payment provider.
     Provider,
+}
+
+impl Actor {
+    /// Every value, in declaration order (the OpenAPI document's enum).
+    pub const ALL: &'static [Actor] = &[
+        Actor::None,
+        Actor::Customer,
+        Actor::Merchant,
+        Actor::Developer,
+        Actor::Provider,
+    ];
 }
 
 /// Which matching step decided the verdict (SPEC §5).
@@ -81,6 +118,19 @@ pub enum MatchedBy {
     HttpStatus,
     /// Nothing usable: the safe default.
     Fallback,
+}
+
+impl MatchedBy {
+    /// Every value, in declaration order (the OpenAPI document's enum).
+    pub const ALL: &'static [MatchedBy] = &[
+        MatchedBy::Code,
+        MatchedBy::CodeAndScope,
+        MatchedBy::CodeAndReason,
+        MatchedBy::Range,
+        MatchedBy::Status,
+        MatchedBy::HttpStatus,
+        MatchedBy::Fallback,
+    ];
 }
 
 /// The canonical verdict for one provider response.
