@@ -114,22 +114,34 @@ pub fn dispatch(route: Route, cx: &Context<'_>, req: &Request<'_>) -> Result<Rep
     }
 }
 
-/// The language: `?lang=`, then the seed-001 `Language` header, then `Accept-Language`; English when
-/// none is known.
-fn lang(req: &Request<'_>, item: Option<&str>) -> Lang {
+/// The language: the item's `lang`, `?lang=`, the caller's `Language` (seed 001 style) and
+/// `Accept-Language` headers, then the same headers among the provider response's own (as the CLI
+/// reads them); English when none is known.
+fn lang(req: &Request<'_>, item: Option<&ResponseInput<'_>>) -> Lang {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    Lang::negotiate(
-        item.or(req.query.get("lang")),
-        header("language"),
-        header("accept-language"),
-    )
+    let provider_header = |name: &str| {
+        item.and_then(|i| i.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+            .map(|(_, v)| v.as_str())
+    };
+    item.and_then(|i| i.lang.as_deref())
+        .or(req.query.get("lang"))
+        .and_then(Lang::parse)
+        .or_else(|| header("language").and_then(Lang::parse))
+        .or_else(|| header("accept-language").and_then(Lang::from_accept_language))
+        .unwrap_or_else(|| {
+            Lang::negotiate(
+                None,
+                provider_header("language"),
+                provider_header("accept-language"),
+            )
+        })
 }
 
 fn normalize_one(cx: &Context<'_>, req: &Request<'_>, raw: &[u8]) -> Result<Verdict, ApiError> {
     let input = ResponseInput::parse(raw)?;
     let options = Options {
         dialect: Some(input.dialect.as_deref().unwrap_or("auto")),
-        lang: lang(req, input.lang.as_deref()),
+        lang: lang(req, Some(&input)),
     };
     cx.catalogs
         .engine

@@ -126,6 +126,23 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Writes bytes as they are: a request head and part of its body, the rest later.
+    pub fn write(&mut self, bytes: &[u8]) {
+        let stream = self.stream.get_mut();
+        stream
+            .write_all(bytes)
+            .and_then(|()| stream.flush())
+            .unwrap_or_else(|e| panic!("writing to {}: {e}", self.addr));
+    }
+
+    /// Reads one response to a request sent with [`Conn::write`].
+    pub fn read(&mut self, method: &str) -> Reply {
+        read_reply(&mut self.stream, method)
+            .unwrap_or_else(|e| panic!("reading a response from {}: {e}", self.addr))
+    }
+}
+
 fn connect(addr: &str, what: &str) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{what}: connecting: {e}"));
     stream

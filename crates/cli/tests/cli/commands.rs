@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn payerr(args: &[&str], stdin: &str) -> Output {
+pub fn payerr(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_payerr"))
         .args(args)
         .current_dir(std::env::temp_dir())

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `payerr` binary: the commands through a real process, and `payerr serve`
+//! through real sockets, checked against its own OpenAPI document.
+
+mod commands;
+mod http;
+mod schema;
+mod serve;
