@@ -39,7 +39,7 @@ fn json(out: &Output) -> Value {
 }
 
 /// A fresh directory under the system temp dir for one test.
-fn scratch(name: &str) -> PathBuf {
+pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("payerr-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -283,26 +283,29 @@ fn explain_covers_scope_reason_ambiguity_and_languages() {
     assert_eq!(v["category"], "declined");
 }
 
-#[test]
-fn catalog_list_show_export_and_codes() {
-    let list = json(&payerr(&["catalog", "list", "-f", "json"], ""));
-    let ids: Vec<&str> = list
-        .as_array()
+/// The built-in dialects, in auto-detection order.
+pub const BUILTIN_DIALECTS: [&str; 6] = [
+    "typed-error",
+    "card-issuing",
+    "result-status",
+    "pts",
+    "portone",
+    "http",
+];
+
+/// The ids of a JSON list of dialects (`catalog list -f json`, `GET /v1/dialects`).
+pub fn dialect_ids(list: &Value) -> Vec<&str> {
+    list.as_array()
         .unwrap()
         .iter()
         .map(|d| d["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            "typed-error",
-            "card-issuing",
-            "result-status",
-            "pts",
-            "portone",
-            "http"
-        ]
-    );
+        .collect()
+}
+
+#[test]
+fn catalog_list_show_export_and_codes() {
+    let list = json(&payerr(&["catalog", "list", "-f", "json"], ""));
+    assert_eq!(dialect_ids(&list), BUILTIN_DIALECTS);
     let show = payerr(&["catalog", "show", "pts"], "");
     assert!(stdout(&show).contains("| `8001` | Service not available |"));
     let export = json(&payerr(&["catalog", "export", "portone"], ""));
@@ -317,7 +320,7 @@ fn catalog_list_show_export_and_codes() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-const USER_CATALOG: &str = r#"
+pub const USER_CATALOG: &str = r#"
 id = "acme"
 name = "Acme Pay"
 description = "Numeric code in the body."

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::commands::{dialect_ids, scratch, BUILTIN_DIALECTS, USER_CATALOG};
 use crate::http::{self, Conn, Reply};
 use crate::schema;
 
@@ -178,6 +179,11 @@ fn error(doc: &Value, reply: &Reply, status: u16, kind: &str, code: &str, param:
     schema::validate(doc, &json!({"$ref": "#/components/schemas/Error"}), &body).unwrap();
 }
 
+/// Asserts a 400 `invalid_request_error`.
+fn bad_request(doc: &Value, reply: &Reply, code: &str, param: Option<&str>) {
+    error(doc, reply, 400, "invalid_request_error", code, param);
+}
+
 /// Every golden case of the library as a service request, with its dialect.
 fn golden_requests() -> Vec<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../payerr/tests/golden");
@@ -264,23 +270,9 @@ fn batches_answer_per_item_errors_in_order_and_respect_the_limit() {
     let four = json!([items[0], items[0], items[0], items[0]]).to_string();
     let reply = server.post("/v1/normalize/batch", &four);
     conforms(&doc, "/v1/normalize/batch", "post", &reply);
-    error(
-        &doc,
-        &reply,
-        400,
-        "invalid_request_error",
-        "batch_too_large",
-        None,
-    );
+    bad_request(&doc, &reply, "batch_too_large", None);
     let reply = server.post("/v1/normalize/batch", r#"{"http_status":400}"#);
-    error(
-        &doc,
-        &reply,
-        400,
-        "invalid_request_error",
-        "invalid_parameter",
-        None,
-    );
+    bad_request(&doc, &reply, "invalid_parameter", None);
 }
 
 #[test]
@@ -327,23 +319,7 @@ fn every_endpoint_answers_as_the_openapi_document_describes() {
     }
 
     let dialects = server.get("/v1/dialects").json();
-    let ids: Vec<&str> = dialects
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            "typed-error",
-            "card-issuing",
-            "result-status",
-            "pts",
-            "portone",
-            "http"
-        ]
-    );
+    assert_eq!(dialect_ids(&dialects), BUILTIN_DIALECTS);
     let categories = server.get("/v1/categories").json();
     assert_eq!(categories.as_array().unwrap().len(), 28);
     let unknown = &categories.as_array().unwrap()[3];
@@ -650,44 +626,28 @@ fn every_error_is_seed_000s_format_with_its_status() {
             assert!(reply.header("allow").is_some());
         }
     }
-    // A body larger than the limit is refused from its declared length, before it is sent.
-    let reply = http::raw(
-        &addr,
-        b"POST /v1/normalize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n",
-    );
-    error(
-        &doc,
-        &reply,
-        413,
-        "invalid_request_error",
-        "body_too_large",
-        None,
-    );
-    // A chunked body is counted as it arrives.
+    // A body larger than the limit is refused from its declared length, before it is sent; a
+    // chunked one is counted as it arrives.
+    let declared = b"POST /v1/normalize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n".to_vec();
     let chunk = "x".repeat(3000);
     let chunked = format!(
         "POST /v1/normalize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
         chunk.len()
     );
-    let reply = http::raw(&addr, chunked.as_bytes());
-    error(
-        &doc,
-        &reply,
-        413,
-        "invalid_request_error",
-        "body_too_large",
-        None,
-    );
+    for request in [declared, chunked.into_bytes()] {
+        let reply = http::raw(&addr, &request);
+        error(
+            &doc,
+            &reply,
+            413,
+            "invalid_request_error",
+            "body_too_large",
+            None,
+        );
+    }
     // Invalid UTF-8 and deep nesting: clear errors, and the server lives on.
     let reply = http::request(&addr, "POST", "/v1/normalize", &[], b"\xff\xfe");
-    error(
-        &doc,
-        &reply,
-        400,
-        "invalid_request_error",
-        "invalid_parameter",
-        None,
-    );
+    bad_request(&doc, &reply, "invalid_parameter", None);
     let reply = http::request(
         &addr,
         "POST",
@@ -695,14 +655,7 @@ fn every_error_is_seed_000s_format_with_its_status() {
         &[],
         b"{\"http_status\":400,\"body\":\"\xff\"}",
     );
-    error(
-        &doc,
-        &reply,
-        400,
-        "invalid_request_error",
-        "invalid_parameter",
-        None,
-    );
+    bad_request(&doc, &reply, "invalid_parameter", None);
     // A deeply nested provider body is the provider's problem: it gets a verdict, not an error.
     let nested = format!(
         r#"{{"http_status":400,"body":{}1{}}}"#,
@@ -815,37 +768,11 @@ fn request_ids_are_echoed_and_logged_without_card_numbers() {
     }
 }
 
-const ACME: &str = r#"
-id = "acme"
-name = "Acme Pay"
-description = "Numeric code in the body."
-
-[envelope]
-containers = [""]
-code = ["err"]
-message = ["why"]
-code_format = "numeric"
-
-[[entries]]
-code = "51"
-message = "Insufficient funds"
-canonical = "insufficient_funds"
-category = "insufficient_funds"
-text = { en = "The card has no funds.", zh = "卡内余额不足。" }
-"#;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("payerr-serve-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn sighup_reloads_catalogs_keeps_the_old_ones_on_lint_errors_and_drops_no_request() {
     let dir = scratch("reload");
     let catalog = dir.join("acme.toml");
-    std::fs::write(&catalog, ACME).unwrap();
+    std::fs::write(&catalog, USER_CATALOG).unwrap();
     let server = Server::start(&["--catalog-dir", dir.to_str().unwrap()]);
     let acme =
         r#"{"dialect":"acme","http_status":200,"body":{"err":51,"why":"Insufficient funds"}}"#;
@@ -875,7 +802,7 @@ fn sighup_reloads_catalogs_keeps_the_old_ones_on_lint_errors_and_drops_no_reques
         })
     };
 
-    std::fs::write(&catalog, ACME.replace("Acme Pay", "Acme Payments")).unwrap();
+    std::fs::write(&catalog, USER_CATALOG.replace("Acme Pay", "Acme Payments")).unwrap();
     server.signal("HUP");
     assert_eq!(server.wait_log("catalogs reloaded")["dialects"], 7);
     assert_eq!(
@@ -885,7 +812,7 @@ fn sighup_reloads_catalogs_keeps_the_old_ones_on_lint_errors_and_drops_no_reques
 
     std::fs::write(
         &catalog,
-        ACME.replace("insufficient_funds\"\ntext", "insufficent\"\ntext"),
+        USER_CATALOG.replace("insufficient_funds\"\ntext", "insufficent\"\ntext"),
     )
     .unwrap();
     server.signal("HUP");
