@@ -364,3 +364,43 @@ fn ready(cx: &Context<'_>) -> Result<Reply, ApiError> {
         dialects: cx.catalogs.engine.dialects().count(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_turns_503_while_draining_and_health_stays_ok() {
+        let catalogs = Catalogs::new(Engine::builtin().unwrap());
+        let (config, metrics, openapi) = (ServeConfig::default(), Metrics::default(), Bytes::new());
+        let headers = HeaderMap::new();
+        let request = Request {
+            params: Vec::new(),
+            query: Query::default(),
+            headers: &headers,
+            body: Bytes::new(),
+        };
+        for draining in [false, true] {
+            let cx = Context {
+                catalogs: &catalogs,
+                config: &config,
+                metrics: &metrics,
+                openapi: &openapi,
+                draining,
+                log_lines_dropped: 0,
+            };
+            let ready = dispatch(Route::Readyz, &cx, &request);
+            match ready {
+                Ok(reply) => {
+                    assert!(!draining);
+                    assert_eq!(&reply.body[..], br#"{"status":"ready","dialects":6}"#);
+                }
+                Err(e) => {
+                    assert!(draining);
+                    assert_eq!((e.status().as_u16(), e.code()), (503, "shutting_down"));
+                }
+            }
+            assert!(dispatch(Route::Healthz, &cx, &request).is_ok());
+        }
+    }
+}
