@@ -205,13 +205,9 @@ fn check_content_type(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let text = value.to_str().unwrap_or("");
-    let media = text
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media == JSON || media.ends_with("+json") {
+    let media = text.split(';').next().unwrap_or("").trim();
+    let suffix = media.len().checked_sub(5).and_then(|at| media.get(at..));
+    if media.eq_ignore_ascii_case(JSON) || suffix.is_some_and(|s| s.eq_ignore_ascii_case("+json")) {
         Ok(())
     } else {
         Err(ApiError::unsupported_media_type(text))
