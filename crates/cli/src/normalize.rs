@@ -73,16 +73,11 @@ fn open(path: Option<&Path>) -> Result<Box<dyn BufRead>, Failure> {
     }
 }
 
-/// The language: the explicit choice, else a seed-001 `Language` header, else `Accept-Language`.
+/// The language: the explicit choice, else the one the response's headers asked for.
 fn lang_for(explicit: Option<&str>, response: &Response<'_>) -> Lang {
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-    };
-    Lang::negotiate(explicit, header("language"), header("accept-language"))
+    explicit
+        .and_then(Lang::parse)
+        .unwrap_or_else(|| response.language())
 }
 
 /// Splits `Name: value`.

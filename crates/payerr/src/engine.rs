@@ -67,6 +67,16 @@ impl<'a> Response<'a> {
         self
     }
 
+    /// The language the exchange with the provider asked for: a seed-001 `Language` header, else
+    /// `Accept-Language`, else English.
+    pub fn language(&self) -> Lang {
+        Lang::negotiate(
+            None,
+            self.header_value("language"),
+            self.header_value("accept-language"),
+        )
+    }
+
     fn header_value(&self, name: &str) -> Option<&'a str> {
         self.headers
             .iter()
@@ -194,7 +204,7 @@ impl Engine {
         self.dialects.iter().find(|l| &*l.dialect.id == id)
     }
 
-    /// A dialect by id, or an [`ErrorKind::UnknownDialect`] error that lists the known ids.
+    /// A dialect by id, or an [`ErrorKind::UnknownDialect`](crate::ErrorKind::UnknownDialect) error that lists the known ids.
     pub fn require_dialect(&self, id: &str) -> Result<&Dialect, Error> {
         self.require(id).map(|l| &l.dialect)
     }

@@ -3,9 +3,8 @@
 
 use bytes::Bytes;
 use hyper::header::HeaderMap;
-use hyper::StatusCode;
 use payerr::taxonomy::Decision;
-use payerr::{Category, Engine, ErrorKind, Lang, Options, ResponseInput, Verdict};
+use payerr::{Category, Engine, ErrorKind, Lang, Options, Response, ResponseInput, Verdict};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -33,11 +32,9 @@ impl Catalogs {
     }
 }
 
-/// A successful answer.
+/// A successful answer (always 200: anything else is an [`ApiError`]).
 #[derive(Debug)]
 pub struct Reply {
-    /// Usually 200.
-    pub status: StatusCode,
     /// `application/json` or the Prometheus text type.
     pub content_type: &'static str,
     /// The body.
@@ -60,7 +57,6 @@ impl Reply {
     /// A 200 answer of the given type.
     pub fn bytes(content_type: &'static str, body: impl Into<Bytes>) -> Reply {
         Reply {
-            status: StatusCode::OK,
             content_type,
             body: body.into(),
         }
@@ -117,37 +113,28 @@ pub fn dispatch(route: Route, cx: &Context<'_>, req: &Request<'_>) -> Result<Rep
 }
 
 /// The language: the item's `lang`, `?lang=`, the caller's `Language` (seed 001 style) and
-/// `Accept-Language` headers, then the same headers among the provider response's own (as the CLI
-/// reads them); English when none is known.
-fn lang(req: &Request<'_>, item: Option<&ResponseInput<'_>>) -> Lang {
+/// `Accept-Language` headers, then the provider response's own (as the CLI reads them); English
+/// when none is known.
+fn lang(req: &Request<'_>, item_lang: Option<&str>, response: Option<&Response<'_>>) -> Lang {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    let provider_header = |name: &str| {
-        item.and_then(|i| i.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
-            .map(|(_, v)| v.as_str())
-    };
-    item.and_then(|i| i.lang.as_deref())
+    item_lang
         .or(req.query.get("lang"))
         .and_then(Lang::parse)
         .or_else(|| header("language").and_then(Lang::parse))
         .or_else(|| header("accept-language").and_then(Lang::from_accept_language))
-        .unwrap_or_else(|| {
-            Lang::negotiate(
-                None,
-                provider_header("language"),
-                provider_header("accept-language"),
-            )
-        })
+        .unwrap_or_else(|| response.map(Response::language).unwrap_or_default())
 }
 
 fn normalize_one(cx: &Context<'_>, req: &Request<'_>, raw: &[u8]) -> Result<Verdict, ApiError> {
     let input = ResponseInput::parse(raw)?;
+    let response = input.response();
     let options = Options {
         dialect: Some(input.dialect.as_deref().unwrap_or("auto")),
-        lang: lang(req, Some(&input)),
+        lang: lang(req, input.lang.as_deref(), Some(&response)),
     };
     cx.catalogs
         .engine
-        .normalize(&input.response(), &options)
+        .normalize(&response, &options)
         .map_err(|e| match e.kind() {
             ErrorKind::UnknownDialect => ApiError::invalid_parameter("dialect", e.to_string()),
             _ => ApiError::internal(),
@@ -270,7 +257,13 @@ fn code(cx: &Context<'_>, req: &Request<'_>) -> Result<Reply, ApiError> {
         ));
     }
     let verdict = engine
-        .explain(id, code, scope, req.query.get("reason"), lang(req, None))
+        .explain(
+            id,
+            code,
+            scope,
+            req.query.get("reason"),
+            lang(req, None, None),
+        )
         .map_err(|_| ApiError::internal())?;
     Reply::json(&verdict)
 }
@@ -344,7 +337,7 @@ fn search(cx: &Context<'_>, req: &Request<'_>) -> Result<Reply, ApiError> {
     let (total, results) = cx
         .catalogs
         .search
-        .search(query, dialect, lang(req, None), limit);
+        .search(query, dialect, lang(req, None, None), limit);
     Reply::json(&SearchResults {
         query,
         total,
@@ -399,7 +392,7 @@ mod tests {
                 }
                 Err(e) => {
                     assert!(draining);
-                    assert_eq!((e.status().as_u16(), e.code()), (503, "shutting_down"));
+                    assert_eq!((e.status().as_u16(), e.code), (503, "shutting_down"));
                 }
             }
             assert!(dispatch(Route::Healthz, &cx, &request).is_ok());

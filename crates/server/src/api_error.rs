@@ -23,9 +23,12 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
-    /// Every type, as spelled in JSON (for the OpenAPI document).
-    pub const ALL: &'static [&'static str] =
-        &["invalid_request_error", "rate_limit_error", "api_error"];
+    /// Every type (the OpenAPI document's enum).
+    pub const ALL: &'static [ErrorType] = &[
+        ErrorType::InvalidRequest,
+        ErrorType::RateLimit,
+        ErrorType::Api,
+    ];
 }
 
 /// One error answer.
@@ -185,11 +188,6 @@ impl ApiError {
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
         self.status
-    }
-
-    /// The stable error code.
-    pub fn code(&self) -> &'static str {
-        self.code
     }
 
     /// The JSON body.

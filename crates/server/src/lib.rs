@@ -2,19 +2,19 @@
 //! document, health and Prometheus metrics, over HTTP/1.1 with JSON.
 //!
 //! The endpoints and their errors are described in docs/http.md; `/openapi.json` is generated from
-//! [`routes::ROUTES`] and the schemas in `openapi`, so the document and the router cannot disagree.
+//! `routes::ROUTES` and the schemas in `openapi`, so the document and the router cannot disagree.
 //! The binary (`payerr serve`) builds the engine and the settings and calls [`run`].
 
 #![deny(missing_docs)]
 
-pub mod api;
-pub mod api_error;
-pub mod config;
-pub mod log;
-pub mod metrics;
-pub mod openapi;
-pub mod routes;
-pub mod search;
+mod api;
+mod api_error;
+mod config;
+mod log;
+mod metrics;
+mod openapi;
+mod routes;
+mod search;
 mod server;
 
 use std::io;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use payerr::{Category, Verdict};
 
-use crate::routes::ROUTES;
+use crate::routes::{Route, ROUTES};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS_S: [f64; 12] = [
@@ -20,6 +20,11 @@ const BUCKETS_S: [f64; 12] = [
 
 /// Label of requests that matched no route (404 and 405), so unknown paths cannot grow the label set.
 pub const UNMATCHED: &str = "unmatched";
+
+/// The `route` label: the route's path template, or [`UNMATCHED`].
+pub fn route_label(route: Option<Route>) -> &'static str {
+    route.map_or(UNMATCHED, |r| r.spec().template)
+}
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -73,14 +78,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Metrics {
-    /// Counts a finished request under its route label (a template, or [`UNMATCHED`]).
-    pub fn request(&self, label: &'static str, status: u16, elapsed: Duration) {
-        *lock(&self.requests).entry((label, status)).or_default() += 1;
-        let index = ROUTES
-            .iter()
-            .position(|r| r.template == label)
-            .unwrap_or(ROUTES.len());
-        self.latency[index].observe(elapsed);
+    /// Counts a finished request under its route (`None`: it matched none).
+    pub fn request(&self, route: Option<Route>, status: u16, elapsed: Duration) {
+        *lock(&self.requests)
+            .entry((route_label(route), status))
+            .or_default() += 1;
+        self.latency[route.map_or(ROUTES.len(), |r| r as usize)].observe(elapsed);
     }
 
     /// Counts verdicts by dialect and category.
@@ -212,9 +215,9 @@ mod tests {
     #[test]
     fn requests_and_latency_are_rendered_cumulatively() {
         let m = Metrics::default();
-        m.request("/healthz", 200, Duration::from_micros(50));
-        m.request("/healthz", 200, Duration::from_millis(3));
-        m.request(UNMATCHED, 404, Duration::from_micros(10));
+        m.request(Some(Route::Healthz), 200, Duration::from_micros(50));
+        m.request(Some(Route::Healthz), 200, Duration::from_millis(3));
+        m.request(None, 404, Duration::from_micros(10));
         let text = m.render(2);
         assert!(text.contains("payerr_http_requests_total{route=\"/healthz\",status=\"200\"} 2"));
         assert!(text.contains("payerr_http_requests_total{route=\"unmatched\",status=\"404\"} 1"));

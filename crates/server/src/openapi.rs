@@ -114,7 +114,7 @@ fn schemas(config: &ServeConfig) -> Value {
             "detail": nullable("string"),
         })), &[]),
         "Error": object(json!({
-            "type": { "type": "string", "enum": ErrorType::ALL },
+            "type": { "type": "string", "enum": names(ErrorType::ALL) },
             "code": string(),
             "message": string(),
             "param": nullable("string"),

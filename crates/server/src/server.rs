@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use payerr::Engine;
@@ -27,7 +27,7 @@ use crate::api::{self, Catalogs, Context, Reply, JSON};
 use crate::api_error::ApiError;
 use crate::config::{LogLevel, ServeConfig};
 use crate::log::{Field, Logger};
-use crate::metrics::{Metrics, UNMATCHED};
+use crate::metrics::{route_label, Metrics};
 use crate::routes::{self, Query, Route};
 
 /// Rebuilds the engine from the configured catalogs (on SIGHUP); the error is the lint report.
@@ -107,16 +107,18 @@ impl State {
         let started = Instant::now();
         let request_id = self.ids.for_request(req.headers().get(REQUEST_ID));
         let method = req.method().clone();
-        // The path and query are logged: mask anything that looks like a card number first.
-        let target = payerr::pan::mask_pans(req.uri().path_and_query().map_or("/", |p| p.as_str()))
-            .into_owned();
+        // Only when the request line will be logged: the path and query, card numbers masked.
+        let target = self.logger.enabled(LogLevel::Info).then(|| {
+            let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            payerr::pan::mask_pans(uri).into_owned()
+        });
         self.metrics.in_flight(1);
-        let (label, result) = match routes::resolve(&method, req.uri().path()) {
-            Err(e) => (UNMATCHED, Err(e)),
-            Ok((route, params)) => (route.spec().template, self.route(route, params, req).await),
+        let (route, result) = match routes::resolve(&method, req.uri().path()) {
+            Err(e) => (None, Err(e)),
+            Ok((route, params)) => (Some(route), self.route(route, params, req).await),
         };
         let mut response = match result {
-            Ok(reply) => response(reply.status, reply.content_type, reply.body),
+            Ok(reply) => response(StatusCode::OK, reply.content_type, reply.body),
             Err(e) => error_response(&e),
         };
         if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -124,21 +126,35 @@ impl State {
         }
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        self.metrics.request(label, status, elapsed);
+        self.metrics.request(route, status, elapsed);
         self.metrics.in_flight(-1);
+        if let Some(target) = target {
+            self.log_request(&request_id, &method, &target, route, status, elapsed);
+        }
+        response
+    }
+
+    fn log_request(
+        &self,
+        request_id: &str,
+        method: &hyper::Method,
+        target: &str,
+        route: Option<Route>,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.logger.log(
             LogLevel::Info,
             "request",
             &[
-                ("request_id", Field::Str(&request_id)),
+                ("request_id", Field::Str(request_id)),
                 ("method", Field::Str(method.as_str())),
-                ("target", Field::Str(&target)),
-                ("route", Field::Str(label)),
+                ("target", Field::Str(target)),
+                ("route", Field::Str(route_label(route))),
                 ("status", Field::U64(status.into())),
                 ("duration_us", Field::U64(elapsed.as_micros() as u64)),
             ],
         );
-        response
     }
 
     async fn route(
@@ -237,11 +253,7 @@ async fn read_body(
     }
 }
 
-fn response(
-    status: hyper::StatusCode,
-    content_type: &'static str,
-    body: Bytes,
-) -> Response<Full<Bytes>> {
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response
@@ -407,7 +419,7 @@ mod tests {
         }
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert_eq!(
-            check_content_type(&headers).unwrap_err().code(),
+            check_content_type(&headers).unwrap_err().code,
             "unsupported_media_type"
         );
     }
