@@ -29,6 +29,7 @@ mod envelope;
 pub mod error;
 pub mod export;
 pub mod input;
+mod json;
 pub mod lang;
 pub mod lint;
 mod matcher;

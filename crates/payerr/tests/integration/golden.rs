@@ -74,9 +74,17 @@ fn run(dialect: Option<&str>, case: &Case, lang: Lang) -> Verdict {
         headers,
         body: case.body.as_bytes(),
     };
-    engine()
+    let verdict = engine()
         .normalize(&response, &Options { dialect, lang })
-        .unwrap()
+        .unwrap();
+    // Every golden verdict, in both languages, written by the fast writer as serde writes it.
+    let mut fast = Vec::new();
+    verdict.write_json(&mut fast);
+    assert_eq!(
+        String::from_utf8_lossy(&fast),
+        serde_json::to_string(&verdict).unwrap()
+    );
+    verdict
 }
 
 /// Differences between a verdict and the expectation, as readable lines.

@@ -67,6 +67,10 @@ fn check(
     let json = serde_json::to_string(&v).expect("verdicts serialize");
     let back: Verdict = serde_json::from_str(&json).expect("verdicts deserialize");
     assert_eq!(back, v);
+    // The fast writer writes serde's bytes, whatever the provider sent.
+    let mut fast = Vec::new();
+    v.write_json(&mut fast);
+    assert_eq!(String::from_utf8_lossy(&fast), json);
     v
 }
 
