@@ -45,6 +45,23 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// The common case in one pass: every field of its type and the body a JSON string. Whatever this
+/// refuses is decoded again through [`Fields`], which accepts the other bodies and names the field
+/// at fault; what this accepts, `Fields` accepts with the same values.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Typed<'a> {
+    #[serde(default)]
+    dialect: Option<String>,
+    http_status: u16,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(borrow)]
+    body: Cow<'a, str>,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
 /// The fields as raw JSON: serde checks names, duplicates and presence; each value is then decoded on
 /// its own so an error can name its field.
 #[derive(Deserialize)]
@@ -63,8 +80,25 @@ struct Fields<'a> {
 }
 
 impl<'a> ResponseInput<'a> {
-    /// Decodes one JSON object. The body is borrowed from `raw` unless it is a JSON string.
+    /// Decodes one JSON object. The body is borrowed from `raw` unless it is a JSON string with escapes.
     pub fn parse(raw: &'a [u8]) -> Result<ResponseInput<'a>, InputError> {
+        match serde_json::from_slice::<Typed<'a>>(raw) {
+            Ok(typed) if (100..=599).contains(&typed.http_status) => Ok(ResponseInput {
+                dialect: typed.dialect,
+                http_status: typed.http_status,
+                headers: typed.headers.into_iter().collect(),
+                body: match typed.body {
+                    Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+                    Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+                },
+                lang: typed.lang,
+            }),
+            _ => Self::parse_field_by_field(raw),
+        }
+    }
+
+    /// Decodes any accepted object, or names the field at fault.
+    fn parse_field_by_field(raw: &'a [u8]) -> Result<ResponseInput<'a>, InputError> {
         let fields: Fields<'a> = serde_json::from_slice(raw).map_err(|e| object_error(&e))?;
         let http_status = match serde_json::from_str::<u16>(fields.http_status.get()) {
             Ok(status) if (100..=599).contains(&status) => status,
@@ -269,5 +303,73 @@ mod tests {
     fn long_values_are_clipped_in_messages() {
         let raw = format!(r#"{{"http_status":"{}","body":""}}"#, "9".repeat(500));
         assert!(error(&raw).message.len() < 150);
+    }
+}
+
+#[cfg(test)]
+mod one_pass {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One field: absent, well typed (most of the time), or of the wrong type.
+    fn field(
+        name: &'static str,
+        good: &'static [&'static str],
+    ) -> impl Strategy<Value = Option<String>> {
+        const BAD: &[&str] = &[
+            "null",
+            "7",
+            "99",
+            "600",
+            "200.0",
+            "true",
+            "[1]",
+            "{\"a\":1}",
+            "\"x\"",
+        ];
+        let member = move |v: &str| Some(format!("\"{name}\":{v}"));
+        prop_oneof![
+            1 => Just(None),
+            6 => proptest::sample::select(good).prop_map(member),
+            2 => proptest::sample::select(BAD).prop_map(member),
+        ]
+    }
+
+    const TEXTS: &[&str] = &[
+        "\"\"",
+        "\"auto\"",
+        "\"plain\"",
+        "\"\\u00e9t\\u00e9\"",
+        "null",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The one-pass decoder is only a shortcut: same values, same errors as field by field.
+        #[test]
+        fn one_pass_and_field_by_field_agree(
+            fields in (
+                field("dialect", TEXTS),
+                field("http_status", &["200", "402", "503", "100", "599"]),
+                field("headers", &["{}", "{\"Retry-After\":\"5\",\"a\":\"b\"}", "{\"a\":\"1\",\"a\":\"2\"}"]),
+                field("body", &["\"{\\\"code\\\":1}\"", "\"plain\"", "{\"code\":1}", "\"\"", "[1,2]"]),
+                field("lang", TEXTS),
+            ),
+            extra in prop_oneof![4 => Just(None), 1 => Just(Some("\"extra\":1")), 1 => Just(Some("\"lang\":\"zh\""))],
+            reversed in any::<bool>(),
+        ) {
+            let (a, b, c, d, e) = fields;
+            let mut all: Vec<String> = [a, b, c, d, e].into_iter().flatten().collect();
+            all.extend(extra.map(str::to_owned));
+            if reversed {
+                all.reverse();
+            }
+            let raw = format!("{{{}}}", all.join(","));
+            let fast = format!("{:?}", ResponseInput::parse(raw.as_bytes()));
+            let slow = format!("{:?}", ResponseInput::parse_field_by_field(raw.as_bytes()));
+            prop_assert_eq!(fast, slow, "{}", raw);
+        }
     }
 }
