@@ -11,7 +11,7 @@ pub struct Cli {
     /// Directory of extra catalog files (*.toml); a file with a built-in id replaces that dialect.
     #[arg(long, global = true, value_name = "DIR")]
     pub catalog_dir: Option<PathBuf>,
-    /// Configuration file (see docs/configuration.md).
+    /// Configuration file (docs/configuration.md); for `payerr gateway`, the gateway's (docs/gateway.md).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -29,6 +29,48 @@ pub enum Command {
     Catalog(CatalogCommand),
     /// Run the HTTP service (docs/http.md) until SIGTERM or SIGINT; SIGHUP reloads the catalogs.
     Serve(ServeArgs),
+    /// Run a mock payment provider speaking one dialect (docs/simulator.md).
+    Simulate(SimulateArgs),
+    /// Run the gateway in front of the providers of `--config FILE` (docs/gateway.md).
+    Gateway(GatewayArgs),
+    /// Summarize the gateway's recorded attempts: approval rate, categories, codes, latency.
+    Report(ReportArgs),
+}
+
+/// Flags of `payerr simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Dialect to speak (see `payerr catalog list`).
+    #[arg(long, short)]
+    pub dialect: String,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9001")]
+    pub listen: String,
+}
+
+/// Flags of `payerr gateway`; everything else is in the configuration file.
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Log format: text or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level: error, warn, info or debug.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// Flags of `payerr report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The gateway's data directory.
+    #[arg(long, value_name = "DIR", default_value = "payerr-data")]
+    pub data_dir: PathBuf,
+    /// Only attempts this recent: a number with s, m, h or d (e.g. 30m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub since: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Flags of `payerr serve`; each wins over its `PAYERR_*` variable and the `[serve]` table of the

@@ -6,9 +6,12 @@ mod catalog;
 mod config;
 mod explain;
 mod failure;
+mod gateway;
 mod normalize;
 mod render;
+mod report;
 mod serve;
+mod simulate;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -27,6 +30,10 @@ pub(crate) fn json_line<T: serde::Serialize>(value: &T) -> String {
 }
 
 fn run(cli: &Cli) -> Result<String, Failure> {
+    // The gateway's file is its own (providers, listen, data_dir), so it is read by the gateway.
+    if let Command::Gateway(args) = &cli.command {
+        return gateway::run(cli.config.as_deref(), cli.catalog_dir.as_deref(), args);
+    }
     let config = config::Config::load(cli.config.as_deref())?;
     let catalog_dir = config::catalog_dir(cli.catalog_dir.as_deref(), &config);
     let engine = config::engine(&config, catalog_dir.as_deref())?;
@@ -35,6 +42,9 @@ fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Explain(args) => explain::run(&engine, args),
         Command::Normalize(args) => normalize::run(&engine, args),
         Command::Catalog(command) => catalog::run(&engine, command),
+        Command::Simulate(args) => simulate::run(&engine, args),
+        Command::Report(args) => report::run(args),
+        Command::Gateway(_) => unreachable!("handled above"),
     }
 }
 

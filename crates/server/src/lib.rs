@@ -10,7 +10,7 @@
 mod api;
 mod api_error;
 mod config;
-mod log;
+pub mod log;
 mod metrics;
 mod openapi;
 mod routes;

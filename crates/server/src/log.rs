@@ -1,5 +1,6 @@
-//! Structured logs on stderr, written by a thread of their own so that a slow terminal or pipe never
-//! slows a request: lines go through a bounded queue and are counted, not waited for, when it is full.
+//! Structured logs on stderr, shared by the service, the simulator and the gateway. Lines are written
+//! by a thread of their own so that a slow terminal or pipe never slows a request: they go through a
+//! bounded queue and are counted, not waited for, when it is full.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
