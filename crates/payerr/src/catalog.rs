@@ -1,6 +1,7 @@
 //! Dialect catalogs: the TOML file model (docs/catalog-format.md), its checks, and the compiled
 //! [`Dialect`] the matcher reads.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
@@ -11,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::lint::{Diagnostic, Severity};
+use crate::responses::{
+    self, Answers, Body, CodeQuery, CodeRef, ErrorBody, Placeholder, Responses, StatusRange,
+    Template, Values,
+};
 use crate::taxonomy::{CanonicalCode, Category, Decision, Overrides, Taxonomy, Text};
 use crate::verdict::{Actor, NextAction, Outcome};
 
@@ -135,6 +140,8 @@ pub struct Dialect {
     pub ranges: Vec<CodeRange>,
     /// Status rules, in order.
     pub status_rules: Vec<StatusRule>,
+    /// How the provider answers (`[responses]`), for `payerr simulate`.
+    pub responses: Option<Responses>,
     by_code: FxHashMap<Arc<str>, Vec<usize>>,
 }
 
@@ -157,6 +164,11 @@ impl Dialect {
     pub fn range_for(&self, code: &str) -> Option<&CodeRange> {
         let n: u64 = code.trim().parse().ok()?;
         self.ranges.iter().find(|r| (r.from..=r.to).contains(&n))
+    }
+
+    /// The provider's answers, when the catalog has a `[responses]` table.
+    pub fn answers(&self) -> Option<Answers<'_>> {
+        Answers::of(self)
     }
 
     /// Parses and checks a catalog file. `file` names it in diagnostics.
@@ -237,11 +249,7 @@ impl Compiler<'_> {
             .filter_map(|e| self.entry(e))
             .collect::<Vec<_>>();
         let by_code = self.index(&raw.entries, &entries);
-        if !self.problems.is_empty() {
-            self.problems.sort_by_key(|d| (d.line, d.column));
-            return Err(self.problems);
-        }
-        Ok(Dialect {
+        let mut dialect = Dialect {
             id: raw.id.into_inner().into(),
             name: raw.name,
             description: raw.description,
@@ -250,8 +258,201 @@ impl Compiler<'_> {
             entries,
             ranges,
             status_rules,
+            responses: None,
             by_code,
+        };
+        // Answers refer to the dialect's codes and scopes, so they are checked against it.
+        dialect.responses = raw.responses.and_then(|r| self.responses(&dialect, r));
+        if !self.problems.is_empty() {
+            self.problems.sort_by_key(|d| (d.line, d.column));
+            return Err(self.problems);
+        }
+        Ok(dialect)
+    }
+
+    fn responses(&mut self, dialect: &Dialect, raw: ResponsesFile) -> Option<Responses> {
+        let only_id = [Placeholder::Id];
+        let success = self.body(dialect, "success", &raw.success, &only_id);
+        let pending = raw
+            .pending
+            .as_ref()
+            .map(|p| self.body(dialect, "pending", p, &only_id));
+        let error = self.error_body(dialect, &raw.error);
+        let not_found = raw.not_found.map(|r| self.code_ref(dialect, r));
+        let service_unavailable = raw.service_unavailable.map(|r| self.code_ref(dialect, r));
+        let internal_error = raw.internal_error.map(|r| self.code_ref(dialect, r));
+        // Every part was checked above, so that lint reports all of them; any failure drops the table.
+        fn checked<T>(part: Option<Option<T>>) -> Option<Option<T>> {
+            part.map(|p| p.ok_or(())).transpose().ok()
+        }
+        Some(Responses {
+            success: success?,
+            pending: checked(pending)?,
+            error: error?,
+            not_found: checked(not_found)?,
+            service_unavailable: checked(service_unavailable)?,
+            internal_error: checked(internal_error)?,
         })
+    }
+
+    fn http_status(&mut self, status: &Spanned<u16>) -> bool {
+        let ok = (100..=599).contains(status.get_ref());
+        if !ok {
+            self.error(
+                status.span(),
+                format!("http_status {} is not 100-599", status.get_ref()),
+            );
+        }
+        ok
+    }
+
+    /// Parses a template, checks it uses only `allowed` placeholders and is valid JSON once they are
+    /// filled in (with a code of the dialect's format).
+    fn template(
+        &mut self,
+        dialect: &Dialect,
+        table: &str,
+        body: &Spanned<String>,
+        allowed: &[Placeholder],
+    ) -> Option<Template> {
+        // Placeholders are plain ASCII, so they appear as written in the TOML source: point at them.
+        let source = self.text.get(body.span()).unwrap_or_default();
+        let at = |needle: &str| {
+            let start = body.span().start;
+            start + source.find(needle).unwrap_or(0)..start + source.len()
+        };
+        let template = match Template::parse(body.get_ref()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(
+                    at(&format!("{{{}}}", e.name)),
+                    format!("responses.{table}.body: {e}"),
+                );
+                return None;
+            }
+        };
+        if let Some(p) = template.placeholders().find(|p| !allowed.contains(p)) {
+            let allowed: Vec<String> = allowed
+                .iter()
+                .map(|p| format!("{{{}}}", p.name()))
+                .collect();
+            self.error(
+                at(&format!("{{{}}}", p.name())),
+                format!(
+                    "responses.{table}.body: placeholder `{{{}}}` is not available here (only {})",
+                    p.name(),
+                    allowed.join(", ")
+                ),
+            );
+            return None;
+        }
+        let code = match dialect.envelope.code_format {
+            CodeFormat::Numeric => "1000",
+            CodeFormat::Text => "sample_code",
+        };
+        let sample = Values {
+            id: "op_1",
+            code: Some(code),
+            message: Some("message"),
+            scope: Some("type"),
+            reason: Some("reason"),
+            status: Some("F"),
+        };
+        let rendered = template.render(&sample, dialect.envelope.code_format);
+        if let Err(e) = serde_json::from_str::<de::IgnoredAny>(&rendered) {
+            self.error(
+                body.span(),
+                format!(
+                    "responses.{table}.body is not valid JSON once its placeholders are filled in: {e} (in {rendered})"
+                ),
+            );
+            return None;
+        }
+        Some(template)
+    }
+
+    fn body(
+        &mut self,
+        dialect: &Dialect,
+        table: &str,
+        raw: &BodyFile,
+        allowed: &[Placeholder],
+    ) -> Option<Body> {
+        let status_ok = self.http_status(&raw.http_status);
+        let template = self.template(dialect, table, &raw.body, allowed)?;
+        status_ok.then(|| Body {
+            http_status: *raw.http_status.get_ref(),
+            template,
+        })
+    }
+
+    fn error_body(&mut self, dialect: &Dialect, raw: &ErrorBodyFile) -> Option<ErrorBody> {
+        let mut ok = self.http_status(&raw.http_status);
+        let known = responses::known_scopes(dialect);
+        let mut by_scope = Vec::new();
+        for (scope, status) in &raw.http_status_by_scope {
+            ok &= self.http_status(status);
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(scope)) {
+                ok = false;
+                self.error(
+                    status.span(),
+                    format!(
+                        "http_status_by_scope: `{scope}` is not a scope of this dialect (known: {})",
+                        known.join(", ")
+                    ),
+                );
+            }
+            by_scope.push((Arc::from(scope.as_str()), *status.get_ref()));
+        }
+        let mut by_range = Vec::new();
+        for r in &raw.http_status_by_range {
+            let range = r.get_ref();
+            ok &= self.http_status(&range.http_status);
+            if range.from > range.to {
+                ok = false;
+                self.error(
+                    r.span(),
+                    format!(
+                        "http_status_by_range: from {} is greater than to {}",
+                        range.from, range.to
+                    ),
+                );
+            }
+            by_range.push(StatusRange {
+                from: range.from,
+                to: range.to,
+                http_status: *range.http_status.get_ref(),
+            });
+        }
+        let template = self.template(dialect, "error", &raw.body, Placeholder::ALL)?;
+        ok.then(|| ErrorBody {
+            http_status: *raw.http_status.get_ref(),
+            by_scope,
+            by_range,
+            default_status: raw.default_status.clone(),
+            template,
+        })
+    }
+
+    /// A code the `[responses]` table names must be one the dialect documents.
+    fn code_ref(&mut self, dialect: &Dialect, raw: Spanned<CodeRefFile>) -> Option<CodeRef> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let code = CodeRef {
+            code: raw.code.0.trim().to_owned(),
+            scope: raw.scope,
+            reason: raw.reason,
+        };
+        let query = CodeQuery {
+            code: &code.code,
+            scope: code.scope.as_deref(),
+            reason: code.reason.as_deref(),
+        };
+        if let Err(e) = responses::resolve(dialect, &query) {
+            self.error(span, format!("responses: {e}"));
+            return None;
+        }
+        Some(code)
     }
 
     /// Resolves `canonical` (and checks `category` against it), then applies `overrides`.
@@ -455,6 +656,62 @@ struct CatalogFile {
     #[serde(default)]
     status_rules: Vec<Spanned<StatusRuleFile>>,
     entries: Vec<Spanned<EntryFile>>,
+    #[serde(default)]
+    responses: Option<ResponsesFile>,
+}
+
+/// `[responses]`: how the provider answers, for `payerr simulate`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResponsesFile {
+    #[serde(default)]
+    not_found: Option<Spanned<CodeRefFile>>,
+    #[serde(default)]
+    service_unavailable: Option<Spanned<CodeRefFile>>,
+    #[serde(default)]
+    internal_error: Option<Spanned<CodeRefFile>>,
+    success: BodyFile,
+    #[serde(default)]
+    pending: Option<BodyFile>,
+    error: ErrorBodyFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BodyFile {
+    http_status: Spanned<u16>,
+    body: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErrorBodyFile {
+    http_status: Spanned<u16>,
+    #[serde(default)]
+    http_status_by_scope: BTreeMap<String, Spanned<u16>>,
+    #[serde(default)]
+    http_status_by_range: Vec<Spanned<StatusRangeFile>>,
+    #[serde(default)]
+    default_status: Option<String>,
+    body: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusRangeFile {
+    from: u64,
+    to: u64,
+    http_status: Spanned<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRefFile {
+    code: CodeText,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// Declares a catalog table that may carry the six decision overrides, with strict keys (serde cannot

@@ -16,7 +16,7 @@ use crate::pan::mask_pans;
 use crate::param::param_from_message;
 use crate::retry::{parse_retry_after, PollPolicy, RetryPolicy};
 use crate::taxonomy::Taxonomy;
-use crate::verdict::{Candidate, Source, Verdict};
+use crate::verdict::{Candidate, MatchedBy, Source, Verdict};
 
 /// The built-in catalogs, in auto-detection order (ties go to the earlier one).
 pub const BUILTIN_CATALOGS: &[(&str, &str)] = &[
@@ -83,6 +83,18 @@ impl<'a> Response<'a> {
             .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
     }
+}
+
+/// How an attempt ended without a provider response, as a gateway or an HTTP client sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoResponse {
+    /// The connection failed before any byte of the request was written, so the provider cannot have
+    /// processed it: `provider_unavailable` (failed, retry, failover-safe).
+    NotSent,
+    /// A timeout, or a connection lost after the request was (or may have been) written: the provider
+    /// may have executed it: `timeout` (unknown, poll; never re-sent under a new key, never failed
+    /// over).
+    MaybeSent,
 }
 
 /// How to normalize: which dialect, which language.
@@ -248,6 +260,29 @@ impl Engine {
             retry_after,
             options.lang,
         ))
+    }
+
+    /// The verdict for an attempt that got no response at all, in `dialect`'s name (`matched_by`
+    /// `transport`). Whether the provider can have run the request is all that is known, so that alone
+    /// decides: see [`NoResponse`].
+    pub fn no_response(
+        &self,
+        dialect: &str,
+        what: NoResponse,
+        lang: Lang,
+    ) -> Result<Verdict, Error> {
+        let loaded = self.require(dialect)?;
+        let code = match what {
+            NoResponse::NotSent => "provider_unavailable",
+            NoResponse::MaybeSent => "timeout",
+        };
+        // Both codes are in the built-in taxonomy; were one missing, unknown is the safe answer.
+        let canonical = self
+            .taxonomy
+            .code(code)
+            .unwrap_or_else(|| self.taxonomy.unknown_outcome());
+        let resolution = Resolution::rule(canonical, canonical.decision, MatchedBy::Transport);
+        Ok(self.verdict(&loaded.dialect, resolution, &Signal::default(), None, lang))
     }
 
     /// The verdict a dialect gives a code without a response: what `payerr explain` shows. `scope`

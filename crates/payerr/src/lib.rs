@@ -20,6 +20,8 @@
 //! Where things live: the verdict contract in [`verdict`], categories and canonical codes in
 //! [`taxonomy`], the catalog format in [`catalog`] (docs/catalog-format.md), body decoding in
 //! `envelope`, the matching steps in `matcher`, and the engine that ties them together in [`engine`].
+//! How a dialect answers (its `[responses]` table, served by `payerr simulate`) is rendered by
+//! [`responses`].
 
 #![deny(missing_docs)]
 
@@ -35,12 +37,13 @@ pub mod lint;
 mod matcher;
 pub mod pan;
 pub mod param;
+pub mod responses;
 pub mod retry;
 pub mod taxonomy;
 pub mod verdict;
 
 pub use catalog::Dialect;
-pub use engine::{normalize, Engine, Options, Response, Settings};
+pub use engine::{normalize, Engine, NoResponse, Options, Response, Settings};
 pub use error::{Error, ErrorKind};
 pub use input::{InputError, ResponseInput};
 pub use lang::Lang;

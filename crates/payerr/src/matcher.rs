@@ -35,7 +35,11 @@ pub(crate) struct Resolution<'d> {
 }
 
 impl<'d> Resolution<'d> {
-    fn rule(canonical: &'d Arc<CanonicalCode>, decision: Decision, matched_by: MatchedBy) -> Self {
+    pub(crate) fn rule(
+        canonical: &'d Arc<CanonicalCode>,
+        decision: Decision,
+        matched_by: MatchedBy,
+    ) -> Self {
         Resolution {
             canonical,
             decision,

@@ -103,6 +103,9 @@ wire_enum! {
         HttpStatus => "http_status",
         /// Nothing usable: the safe default.
         Fallback => "fallback",
+            /// No response at all (a gateway's timeout or connection failure): decided by how the
+            /// attempt failed (`Engine::no_response`).
+            Transport => "transport",
     }
 }
 

@@ -1045,3 +1045,33 @@ fn the_free_function_detects_the_dialect_and_answers_in_english() {
     let v = payerr::normalize(&Response::new(502, b"<html>Bad Gateway</html>"));
     assert_eq!((&*v.dialect, v.outcome), ("http", Outcome::Unknown));
 }
+
+#[test]
+fn no_response_is_unavailable_before_sending_and_unknown_after() {
+    let engine = Engine::builtin().unwrap();
+    let v = engine
+        .no_response("pts", payerr::NoResponse::NotSent, Lang::En)
+        .unwrap();
+    assert_eq!(
+        (&*v.dialect, v.outcome, v.category, v.matched_by),
+        (
+            "pts",
+            Outcome::Failed,
+            Category::ProviderUnavailable,
+            MatchedBy::Transport
+        )
+    );
+    assert!(v.retryable && v.failover_safe);
+    let v = engine
+        .no_response("portone", payerr::NoResponse::MaybeSent, Lang::Zh)
+        .unwrap();
+    assert_eq!(
+        (v.outcome, &*v.code, v.next_action),
+        (Outcome::Unknown, "timeout", NextAction::Poll)
+    );
+    assert!(!v.retryable && !v.failover_safe);
+    assert!(v.message.contains("请勿重复支付"), "{}", v.message);
+    assert!(engine
+        .no_response("nope", payerr::NoResponse::NotSent, Lang::En)
+        .is_err());
+}

@@ -4,6 +4,7 @@ mod catalogs;
 mod envelopes;
 mod golden;
 mod properties;
+mod responses;
 
 use payerr::{Engine, Lang, Options, Response, Verdict};
 
