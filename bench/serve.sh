@@ -46,21 +46,9 @@ die() {
 command -v python3 >/dev/null || die "python3 is needed (corpus generation and HTTP checks)"
 command -v cargo >/dev/null || die "cargo is needed to build the release binary"
 
-if ! command -v wrk >/dev/null; then
-    if [[ $EUID -eq 0 ]]; then
-        SUDO=()
-    elif command -v sudo >/dev/null; then
-        SUDO=(sudo)
-    else
-        die "wrk is not installed and cannot be installed here (not root, no sudo); install the wrk package"
-    fi
-    echo "installing wrk with apt-get..." >&2
-    # A fresh machine may have no package lists yet: update once, then retry.
-    "${SUDO[@]}" apt-get install -y wrk >/dev/null 2>&1 ||
-        { "${SUDO[@]}" apt-get update >/dev/null && "${SUDO[@]}" apt-get install -y wrk >/dev/null; } ||
-        die "apt-get install -y wrk failed; install wrk by hand"
-    command -v wrk >/dev/null || die "wrk is still not on PATH after apt-get install"
-fi
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
+need wrk wrk
 
 # --- build and corpus --------------------------------------------------------------------------------
 
@@ -117,7 +105,7 @@ trap 'exit 143' TERM
 if [[ -z ${PORT:-} ]]; then
     # Ask the kernel for a free port; the tiny race until the server binds it is caught below (the
     # server exits on a taken port, and the health wait checks that our process is the one answering).
-    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
 fi
 URL=http://127.0.0.1:$PORT
 

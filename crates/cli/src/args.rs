@@ -43,9 +43,15 @@ pub struct SimulateArgs {
     /// Dialect to speak (see `payerr catalog list`).
     #[arg(long, short)]
     pub dialect: String,
-    /// Address to listen on.
+    /// Address to listen on (port 0 picks a free one; the `listening` log line tells which).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9001")]
     pub listen: String,
+    /// Log format: text or json.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Log level: error, warn, info (one line per request) or debug.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
 }
 
 /// Flags of `payerr gateway`; everything else is in the configuration file.
@@ -106,7 +112,8 @@ pub struct ServeArgs {
 /// Output format for verdicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Readable at a glance.
+    /// Readable at a glance (`table` is the same).
+    #[value(alias = "table")]
     Text,
     /// The verdict as JSON (the public contract).
     Json,

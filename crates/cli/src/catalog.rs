@@ -49,7 +49,8 @@ pub fn run(engine: &Engine, command: &CatalogCommand) -> Result<String, Failure>
     }
 }
 
-fn dialect<'e>(engine: &'e Engine, id: &str) -> Result<&'e payerr::Dialect, Failure> {
+/// A dialect by id; an unknown id is a usage error listing the known ones.
+pub(crate) fn dialect<'e>(engine: &'e Engine, id: &str) -> Result<&'e payerr::Dialect, Failure> {
     engine.dialect(id).ok_or_else(|| {
         let known: Vec<&str> = engine.dialects().map(|d| &*d.id).collect();
         Failure::usage(format!(

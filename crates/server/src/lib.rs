@@ -13,6 +13,7 @@ mod config;
 pub mod log;
 mod metrics;
 mod openapi;
+pub mod request_id;
 mod routes;
 mod search;
 mod server;
@@ -22,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{LogFormat, LogLevel, ServeConfig};
-pub use server::{Reload, REQUEST_ID};
+pub use request_id::REQUEST_ID;
+pub use server::Reload;
 
 /// Runs the service until SIGTERM or SIGINT, on its own runtime; returns when in-flight requests are
 /// answered (or the grace period is over) and every log line is written.

@@ -2,10 +2,9 @@
 //! request ids, metrics and access logs, catalog reload on SIGHUP and graceful shutdown.
 
 use std::convert::Infallible;
-use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -28,13 +27,11 @@ use crate::api_error::ApiError;
 use crate::config::{LogLevel, ServeConfig};
 use crate::log::{Field, Logger};
 use crate::metrics::{route_label, Metrics};
+use crate::request_id::{RequestIds, REQUEST_ID};
 use crate::routes::{self, Query, Route};
 
 /// Rebuilds the engine from the configured catalogs (on SIGHUP); the error is the lint report.
 pub type Reload = Box<dyn Fn() -> Result<Engine, String> + Send + Sync>;
-
-/// Header carrying the request id, taken from the client when it sends a sane one.
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// Everything the connections share.
 pub(crate) struct State {
@@ -274,39 +271,6 @@ fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
     response
 }
 
-/// Request ids: the client's `X-Request-Id` when it is 1–128 characters of `[A-Za-z0-9._:-]`, else
-/// a fresh one, unique in the process and unlikely to repeat across processes.
-struct RequestIds {
-    prefix: u64,
-    next: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> RequestIds {
-        RequestIds {
-            prefix: RandomState::new().hash_one(std::process::id()),
-            next: AtomicU64::new(1),
-        }
-    }
-
-    fn for_request(&self, given: Option<&HeaderValue>) -> String {
-        let valid = |v: &&HeaderValue| {
-            let b = v.as_bytes();
-            (1..=128).contains(&b.len())
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
-        };
-        match given.filter(valid).and_then(|v| v.to_str().ok()) {
-            Some(id) => id.to_owned(),
-            None => format!(
-                "req_{:016x}{:08x}",
-                self.prefix,
-                self.next.fetch_add(1, Ordering::Relaxed)
-            ),
-        }
-    }
-}
-
 /// Serves until SIGTERM or SIGINT, then drains for at most `shutdown_grace_ms`.
 pub(crate) async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
     let listener = TcpListener::bind(addr)
@@ -391,19 +355,6 @@ pub(crate) async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_keep_sane_client_ids_and_replace_others() {
-        let ids = RequestIds::new();
-        let given = HeaderValue::from_static("abc-123.x:y_z");
-        assert_eq!(ids.for_request(Some(&given)), "abc-123.x:y_z");
-        let spaced = HeaderValue::from_static("has space");
-        let fresh = ids.for_request(Some(&spaced));
-        assert!(fresh.starts_with("req_") && fresh.len() == 28, "{fresh}");
-        assert_ne!(ids.for_request(None), ids.for_request(None));
-        let long = HeaderValue::from_str(&"a".repeat(129)).unwrap();
-        assert!(ids.for_request(Some(&long)).starts_with("req_"));
-    }
 
     #[test]
     fn only_json_bodies_are_accepted() {

@@ -2,6 +2,10 @@
 //! through real sockets, checked against its own OpenAPI document.
 
 mod commands;
+mod gateway;
 mod http;
+mod process;
+mod report;
 mod schema;
 mod serve;
+mod simulate;

@@ -1,11 +1,9 @@
 //! `payerr serve` end to end: the real binary on an ephemeral port, real sockets and signals. Every
 //! answer is checked against the service's own OpenAPI document.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,110 +11,21 @@ use serde_json::{json, Value};
 
 use crate::commands::{dialect_ids, scratch, BUILTIN_DIALECTS, USER_CATALOG};
 use crate::http::{self, Conn, Reply};
+use crate::process::Daemon;
 use crate::schema;
 
-/// A running `payerr serve` with its JSON log lines.
-struct Server {
-    child: Child,
-    addr: String,
-    lines: Receiver<Value>,
-    log: Arc<Mutex<Vec<Value>>>,
-    reader: Option<thread::JoinHandle<()>>,
+/// A running `payerr serve`.
+type Server = Daemon;
+
+/// Starts `payerr serve ARGS` on an ephemeral port with JSON logs.
+fn serve(args: &[&str]) -> Server {
+    serve_with(args, &[], &std::env::temp_dir())
 }
 
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        Server::start_with(args, &[], &std::env::temp_dir())
-    }
-
-    fn start_with(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_payerr"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("payerr serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let kept = log.clone();
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let value: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-                kept.lock().unwrap().push(value.clone());
-                let _ = send.send(value);
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            lines,
-            log,
-            reader: Some(reader),
-        };
-        let listening = server.wait_log("listening");
-        server.addr = listening["addr"].as_str().unwrap().to_owned();
-        server
-    }
-
-    /// Waits (at most 10 s) for the next log line with this message.
-    fn wait_log(&self, msg: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line["msg"] == msg => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no {msg:?} log line; log: {:?}", self.log.lock().unwrap()),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then the exit status (within 10 s) and every log line.
-    fn stop(mut self) -> (ExitStatus, Vec<Value>) {
-        self.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "payerr serve did not stop");
-            thread::sleep(Duration::from_millis(20));
-        };
-        // The log ends with the process: the reader has everything once it finishes.
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        let log = self.log.lock().unwrap().clone();
-        (status, log)
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        http::get(&self.addr, path)
-    }
-
-    fn post(&self, path: &str, body: &str) -> Reply {
-        http::post_json(&self.addr, path, body)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn serve_with(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Server {
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--log-format", "json"];
+    all.extend_from_slice(args);
+    Daemon::start(&all, env, dir)
 }
 
 /// The OpenAPI document, fetched once per server.
@@ -226,7 +135,7 @@ fn cli_verdicts(requests: &[Value]) -> Vec<Value> {
 
 #[test]
 fn the_service_gives_every_golden_response_the_clis_verdict() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let doc = openapi(&server);
     let requests = golden_requests();
     let expected = cli_verdicts(&requests);
@@ -253,7 +162,7 @@ fn the_service_gives_every_golden_response_the_clis_verdict() {
 
 #[test]
 fn batches_answer_per_item_errors_in_order_and_respect_the_limit() {
-    let server = Server::start(&["--max-batch-items", "3"]);
+    let server = serve(&["--max-batch-items", "3"]);
     let doc = openapi(&server);
     let items = json!([
         {"http_status": 400, "body": {"type":"payment_error","code":"expired_card","message":"Expired card"}},
@@ -277,7 +186,7 @@ fn batches_answer_per_item_errors_in_order_and_respect_the_limit() {
 
 #[test]
 fn every_endpoint_answers_as_the_openapi_document_describes() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let doc = openapi(&server);
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
@@ -347,7 +256,7 @@ fn every_endpoint_answers_as_the_openapi_document_describes() {
 
 #[test]
 fn search_finds_balance_errors_in_english_and_chinese() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let doc = openapi(&server);
     for query in ["insufficient", "%E4%BD%99%E9%A2%9D%E4%B8%8D%E8%B6%B3"] {
         let reply = server.get(&format!("/v1/search?q={query}&limit=5"));
@@ -372,7 +281,7 @@ fn search_finds_balance_errors_in_english_and_chinese() {
 
 #[test]
 fn languages_come_from_the_item_the_query_and_the_headers_in_that_order() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let body = r#"{"dialect":"typed-error","http_status":400,"body":{"type":"payment_error","code":"expired_card","message":"Expired card"}}"#;
     let zh_item = r#"{"lang":"zh","http_status":400,"body":{"type":"payment_error","code":"expired_card","message":"Expired card"}}"#;
     let post = |path: &str, headers: &[(&str, &str)], body: &str| {
@@ -407,7 +316,7 @@ fn languages_come_from_the_item_the_query_and_the_headers_in_that_order() {
 
 #[test]
 fn every_error_is_seed_000s_format_with_its_status() {
-    let server = Server::start(&["--max-body-bytes", "2048"]);
+    let server = serve(&["--max-body-bytes", "2048"]);
     let doc = openapi(&server);
     let addr = server.addr.clone();
     let valid = r#"{"http_status":400,"body":"x"}"#;
@@ -513,7 +422,7 @@ fn every_error_is_seed_000s_format_with_its_status() {
 
 #[test]
 fn a_full_service_answers_429_while_probes_still_answer_and_slow_uploads_time_out() {
-    let server = Server::start(&["--max-concurrency", "1", "--request-timeout-ms", "1500"]);
+    let server = serve(&["--max-concurrency", "1", "--request-timeout-ms", "1500"]);
     let doc = openapi(&server);
     // Holds the only permit: the head promises a body that never comes.
     let mut slow = Conn::open(&server.addr);
@@ -551,7 +460,7 @@ fn a_full_service_answers_429_while_probes_still_answer_and_slow_uploads_time_ou
 
 #[test]
 fn request_ids_are_echoed_and_logged_without_card_numbers() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let reply = http::request(
         &server.addr,
         "GET",
@@ -612,7 +521,7 @@ fn sighup_reloads_catalogs_keeps_the_old_ones_on_lint_errors_and_drops_no_reques
     let dir = scratch("reload");
     let catalog = dir.join("acme.toml");
     std::fs::write(&catalog, USER_CATALOG).unwrap();
-    let server = Server::start(&["--catalog-dir", dir.to_str().unwrap()]);
+    let server = serve(&["--catalog-dir", dir.to_str().unwrap()]);
     let acme =
         r#"{"dialect":"acme","http_status":200,"body":{"err":51,"why":"Insufficient funds"}}"#;
     assert_eq!(
@@ -686,7 +595,7 @@ fn sighup_reloads_catalogs_keeps_the_old_ones_on_lint_errors_and_drops_no_reques
 
 #[test]
 fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let body = br#"{"http_status":400,"body":{"type":"payment_error","code":"expired_card","message":"Expired card"}}"#;
     let mut conn = Conn::open(&server.addr);
     let head = format!(
@@ -718,7 +627,7 @@ fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
 
 #[test]
 fn metrics_count_requests_by_route_and_status_latency_and_verdicts() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let expired = r#"{"http_status":400,"body":{"type":"payment_error","code":"expired_card","message":"Expired card"}}"#;
     for _ in 0..3 {
         assert_eq!(server.post("/v1/normalize", expired).status, 200);
@@ -761,7 +670,7 @@ fn settings_come_from_the_file_the_environment_and_flags() {
         "[serve]\nmax_batch_items = 1\nmax_body_bytes = 100\n",
     )
     .unwrap();
-    let server = Server::start_with(&[], &[("PAYERR_MAX_BODY_BYTES", "5000")], &dir);
+    let server = serve_with(&[], &[("PAYERR_MAX_BODY_BYTES", "5000")], &dir);
     let item = r#"{"http_status":503,"body":""}"#;
     let reply = server.post("/v1/normalize/batch", &format!("[{item},{item}]"));
     assert_eq!(reply.json()["code"], "batch_too_large", "from the file");

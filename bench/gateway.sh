@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Benchmark of `payerr gateway` against nginx: both as reverse proxies in front of the same
+# `payerr simulate` provider, under the same wrk load.
+#
+# The question it answers: what does the gateway cost compared with a plain, well-tuned proxy? Both
+# keep connections to the provider alive (nginx with an upstream keepalive pool, as in production).
+# Each request is a POST with a small JSON body that the provider answers with success in the pts
+# dialect; the gateway also reads every answer as a verdict, adds its headers and records an event.
+# The issue's aim is a ratio (gateway req/s / nginx req/s) >= 0.80.
+#
+# Usage: bench/gateway.sh           (from anywhere; about a minute after the release build)
+#   DURATION=10s CONNECTIONS=32 THREADS=2   wrk settings, the same for every run
+#   ROUNDS=3                                direct/nginx/gateway rounds, interleaved; means reported
+#   STRICT=1                                exit 1 when the ratio is under 0.80
+#
+# Output: one line per run, the means, the latency each proxy adds to the direct one (p50, p99), and
+# as the LAST line `ratio: X.XX`. nginx is installed with apt-get when missing, as is wrk.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+STRICT=${STRICT:-0}
+RATIO_TARGET=0.80
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+cd "$ROOT"
+
+die() {
+    echo "bench/gateway.sh: $*" >&2
+    exit 1
+}
+
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
+command -v python3 >/dev/null || die "python3 is needed"
+need wrk wrk
+need nginx nginx
+
+cargo build --release --locked -p payerr-cli >&2
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/payerr
+[[ -x $BIN ]] || die "no binary at $BIN after the build"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+SIM_PORT=$(free_port)
+"$BIN" simulate --dialect pts --listen "127.0.0.1:$SIM_PORT" --log-level warn >"$WORK/sim.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$SIM_PORT/__simulator/stats"
+
+GW_PORT=$(free_port)
+cat >"$WORK/gateway.toml" <<TOML
+listen = "127.0.0.1:$GW_PORT"
+data_dir = "$WORK/data"
+log_level = "warn"
+shutdown_grace_ms = 3000
+[[providers]]
+id = "pts"
+dialect = "pts"
+upstream = "http://127.0.0.1:$SIM_PORT"
+TOML
+"$BIN" gateway --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$GW_PORT/healthz"
+
+NGINX_PORT=$(free_port)
+cat >"$WORK/nginx.conf" <<CONF
+daemon off;
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx-body;
+    proxy_temp_path $WORK/nginx-proxy;
+    upstream provider {
+        server 127.0.0.1:$SIM_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location /pts/ {
+            proxy_pass http://provider/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.out" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$NGINX_PORT/pts/__simulator/stats"
+
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"amount":1000,"currency":"USD","order_id":"bench-order"}'
+wrk.headers["Content-Type"] = "application/json"
+function done(summary, latency, _)
+   local e = summary.errors
+   io.write(string.format("wrk-result rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d socket_errors=%d\n",
+      summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+      latency:percentile(99) / 1000, e.status, e.connect + e.read + e.write + e.timeout))
+end
+LUA
+
+field() {
+    local rest=${2#* "$1"=}
+    echo "${rest%% *}"
+}
+
+# run NAME URL: one wrk run; appends rps, p50, p99 to NAME's lists.
+declare -A RPS P50 P99
+run() {
+    local name=$1 url=$2 out
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/post.lua" "$url" | grep '^wrk-result') ||
+        die "wrk against $name failed"
+    [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] ||
+        die "$name: non-2xx answers or socket errors: $out"
+    RPS[$name]+="$(field rps "$out") " P50[$name]+="$(field p50_ms "$out") " P99[$name]+="$(field p99_ms "$out") "
+    printf '%-8s %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms\n' "$name" "$(field rps "$out")" "$(field p50_ms "$out")" "$(field p99_ms "$out")"
+}
+mean() { printf '%s\n' $1 | awk '{ s += $1 } END { printf "%.3f\n", s / NR }'; }
+
+echo "payerr gateway vs nginx: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, POST through each proxy to one payerr simulate (pts), $ROUNDS interleaved rounds"
+echo "machine: $(nproc) CPUs shared by wrk, the proxy and the simulator"
+for url in "http://127.0.0.1:$GW_PORT/pts/v1/payments" "http://127.0.0.1:$NGINX_PORT/pts/v1/payments"; do
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/post.lua" "$url" >/dev/null # warm-up
+done
+for round in $(seq "$ROUNDS"); do
+    echo "round $round:"
+    run direct "http://127.0.0.1:$SIM_PORT/v1/payments"
+    run nginx "http://127.0.0.1:$NGINX_PORT/pts/v1/payments"
+    run gateway "http://127.0.0.1:$GW_PORT/pts/v1/payments"
+done
+
+for name in direct nginx gateway; do
+    printf -v "MEAN_$name" '%s' "$(mean "${RPS[$name]}")"
+    printf -v "P50_$name" '%s' "$(mean "${P50[$name]}")"
+    printf -v "P99_$name" '%s' "$(mean "${P99[$name]}")"
+done
+# shellcheck disable=SC2154 # set by printf -v above
+{
+    printf 'direct   mean %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms\n' "$MEAN_direct" "$P50_direct" "$P99_direct"
+    printf 'nginx    mean %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms  added p50 %+.3f ms  added p99 %+.3f ms\n' \
+        "$MEAN_nginx" "$P50_nginx" "$P99_nginx" "$(awk -v a="$P50_nginx" -v b="$P50_direct" 'BEGIN{print a-b}')" "$(awk -v a="$P99_nginx" -v b="$P99_direct" 'BEGIN{print a-b}')"
+    printf 'gateway  mean %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms  added p50 %+.3f ms  added p99 %+.3f ms\n' \
+        "$MEAN_gateway" "$P50_gateway" "$P99_gateway" "$(awk -v a="$P50_gateway" -v b="$P50_direct" 'BEGIN{print a-b}')" "$(awk -v a="$P99_gateway" -v b="$P99_direct" 'BEGIN{print a-b}')"
+}
+EVENTS=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^payerr_gateway_events_(written|dropped)_total/ { printf "%s=%s ", $1, $2 }')
+echo "gateway events: $EVENTS"
+RATIO=$(awk -v g="$MEAN_gateway" -v n="$MEAN_nginx" 'BEGIN { printf "%.2f", g / n }')
+OK=$(awk -v r="$RATIO" -v t="$RATIO_TARGET" 'BEGIN { print (r >= t) ? "met" : "MISSED" }')
+echo "target: ratio >= $RATIO_TARGET $OK"
+echo "ratio: $RATIO"
+[[ $STRICT == 1 && $OK != met ]] && exit 1
+exit 0

@@ -1,0 +1,33 @@
+# Shared by the benchmark scripts: installing what they need on a fresh machine.
+
+# need COMMAND PACKAGE: installs PACKAGE with apt-get when COMMAND is missing (as root, or with sudo).
+need() {
+    local command=$1 package=$2
+    command -v "$command" >/dev/null && return 0
+    local sudo=()
+    if [[ $EUID -ne 0 ]]; then
+        command -v sudo >/dev/null ||
+            die "$command is not installed and cannot be installed here (not root, no sudo); install the $package package"
+        sudo=(sudo)
+    fi
+    echo "installing $package with apt-get..." >&2
+    # A fresh machine may have no package lists yet: update once, then retry.
+    "${sudo[@]}" apt-get install -y "$package" >/dev/null 2>&1 ||
+        { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y "$package" >/dev/null; } ||
+        die "apt-get install -y $package failed; install $package by hand"
+    command -v "$command" >/dev/null || die "$command is still not on PATH after installing $package"
+}
+
+# free_port: a port the kernel says is free now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL: waits up to 10 s for URL to answer.
+wait_http() {
+    for _ in $(seq 100); do
+        python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1).read()' "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "$1 did not answer within 10 s"
+}

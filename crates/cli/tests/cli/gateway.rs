@@ -1,0 +1,531 @@
+//! `payerr gateway` end to end: the real gateway in front of real `payerr simulate` processes, one per
+//! dialect, on ephemeral ports; the event database read back after the gateway stops (or is killed).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::commands::{payerr, scratch};
+use crate::http::{self, Reply};
+use crate::process::Daemon;
+
+/// A decline documented by each built-in dialect: (dialect, X-Simulate-Code, X-Simulate-Type).
+const DECLINES: [(&str, &str, Option<&str>); 5] = [
+    ("typed-error", "expired_card", Some("payment_error")),
+    ("card-issuing", "3002", None),
+    ("result-status", "INSUFFICIENT_BALANCE", None),
+    ("pts", "1007", None),
+    ("portone", "6001", None),
+];
+
+const VERDICT_HEADERS: [&str; 6] = [
+    "payerr-outcome",
+    "payerr-category",
+    "payerr-code",
+    "payerr-next-action",
+    "payerr-retryable",
+    "payerr-failover-safe",
+];
+
+fn simulator(dialect: &str) -> Daemon {
+    Daemon::start(
+        &[
+            "simulate",
+            "--dialect",
+            dialect,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        &[],
+        &std::env::temp_dir(),
+    )
+}
+
+/// A gateway over `providers` (TOML `[[providers]]` tables), with `settings` at the top of the file.
+fn gateway(dir: &Path, settings: &str, providers: &str) -> Daemon {
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{settings}\n{providers}",
+        data_dir(dir).display()
+    );
+    let path = dir.join("gateway.toml");
+    fs::write(&path, config).unwrap();
+    Daemon::start(
+        &[
+            "gateway",
+            "--config",
+            path.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+        &[],
+        dir,
+    )
+}
+
+fn data_dir(dir: &Path) -> PathBuf {
+    dir.join("data")
+}
+
+fn provider(id: &str, dialect: &str, upstream: &str, extra: &str) -> String {
+    format!("[[providers]]\nid = \"{id}\"\ndialect = \"{dialect}\"\nupstream = \"http://{upstream}\"\n{extra}\n")
+}
+
+fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    http::request(addr, "POST", path, &all, body.as_bytes())
+}
+
+/// Requests the simulator saw, by "METHOD /path".
+fn seen(sim: &Daemon, key: &str) -> u64 {
+    let stats = sim.get("/__simulator/stats").json();
+    stats["requests"][key].as_u64().unwrap_or(0)
+}
+
+/// `payerr explain` of a code, as JSON.
+fn explain(dialect: &str, code: &str, scope: Option<&str>) -> Value {
+    let mut args = vec!["explain", code, "--dialect", dialect, "--format", "json"];
+    if let Some(scope) = scope {
+        args.extend(["--type", scope]);
+    }
+    let out = payerr(&args, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn five_dialects_through_the_gateway_get_every_verdict_header() {
+    let dir = scratch("gateway-dialects");
+    let sims: Vec<(&str, Daemon)> = DECLINES
+        .iter()
+        .map(|(d, _, _)| (*d, simulator(d)))
+        .collect();
+    let providers: String = sims
+        .iter()
+        .map(|(d, sim)| provider(d, d, &sim.addr, ""))
+        .collect();
+    let gw = gateway(&dir, "", &providers);
+    for ((dialect, code, scope), (_, sim)) in DECLINES.iter().zip(&sims) {
+        // Success by default, in the dialect's own envelope, passed through unchanged.
+        let ok = post(
+            &gw.addr,
+            &format!("/{dialect}/v1/payments"),
+            &[],
+            r#"{"amount":100}"#,
+        );
+        assert!(
+            matches!(ok.header("payerr-outcome"), Some("succeeded" | "pending")),
+            "{dialect}: {:?} {}",
+            ok.headers,
+            ok.text()
+        );
+        let direct = post(&sim.addr, "/v1/payments", &[], r#"{"amount":100}"#);
+        assert_eq!(ok.status, direct.status, "{dialect}");
+
+        // A documented decline: the headers say what the catalog says.
+        let mut headers = vec![("X-Simulate-Code", *code)];
+        if let Some(scope) = scope {
+            headers.push(("X-Simulate-Type", scope));
+        }
+        let declined = post(&gw.addr, &format!("/{dialect}/v1/payments"), &headers, "{}");
+        let expected = explain(dialect, code, *scope);
+        for name in VERDICT_HEADERS {
+            assert!(
+                declined.header(name).is_some(),
+                "{dialect}: no {name}: {:?}",
+                declined.headers
+            );
+        }
+        assert_eq!(
+            declined.header("payerr-outcome"),
+            Some("failed"),
+            "{dialect}"
+        );
+        assert_eq!(
+            declined.header("payerr-category"),
+            expected["category"].as_str(),
+            "{dialect}"
+        );
+        assert_eq!(
+            declined.header("payerr-code"),
+            expected["code"].as_str(),
+            "{dialect}"
+        );
+        assert_eq!(
+            declined.header("payerr-next-action"),
+            expected["next_action"].as_str()
+        );
+        assert_eq!(
+            declined.header("payerr-retryable"),
+            Some("false"),
+            "{dialect}"
+        );
+        assert_eq!(
+            declined.header("payerr-failover-safe"),
+            Some("false"),
+            "{dialect}"
+        );
+        assert_eq!(
+            declined.header("payerr-attempts"),
+            Some("1"),
+            "{dialect}: a decline is never retried"
+        );
+        assert!(declined.header("x-request-id").is_some());
+
+        // The same request with ?payerr=verdict answers the verdict; the parameter is not forwarded.
+        let verdict = post(
+            &gw.addr,
+            &format!("/{dialect}/v1/payments?payerr=verdict"),
+            &headers,
+            "{}",
+        );
+        let v = verdict.json();
+        assert_eq!(v["code"], expected["code"], "{dialect}");
+        assert_eq!(v["dialect"], *dialect);
+        assert_eq!(verdict.status as u64, v["http_status"].as_u64().unwrap());
+        assert_eq!(seen(sim, "POST /v1/payments"), 4, "{dialect}");
+    }
+    // The gateway answers its own probes and never forwards them.
+    assert_eq!(gw.get("/healthz").json()["status"], "ok");
+    assert!(gw
+        .get("/metrics")
+        .text()
+        .contains("payerr_gateway_attempts_total"));
+    let unknown = gw.get("/nobody/v1/payments");
+    assert_eq!(
+        (unknown.status, unknown.json()["code"].as_str()),
+        (404, Some("provider_not_found"))
+    );
+    for (_, sim) in &sims {
+        let stats = sim.get("/__simulator/stats").json();
+        let paths: Vec<&String> = stats["requests"].as_object().unwrap().keys().collect();
+        assert!(
+            paths.iter().all(|p| p.starts_with("POST /v1/payments")),
+            "{paths:?}"
+        );
+    }
+    let (status, _) = gw.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn a_503_is_retried_after_its_retry_after() {
+    let dir = scratch("gateway-retry");
+    let sim = simulator("pts");
+    let gw = gateway(
+        &dir,
+        "[retry]\nbase_ms = 10\nmax_attempts = 2",
+        &provider("pts", "pts", &sim.addr, ""),
+    );
+    let started = Instant::now();
+    let reply = post(
+        &gw.addr,
+        "/pts/v1/payments",
+        &[("X-Simulate-Fault", "http-503")],
+        "{}",
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(reply.header("payerr-attempts"), Some("2"));
+    assert_eq!(
+        reply.header("payerr-category"),
+        Some("provider_unavailable")
+    );
+    assert_eq!(seen(&sim, "POST /v1/payments"), 2);
+    // The provider asked for one second; the backoff alone would have been at most 10 ms.
+    assert!(
+        elapsed >= Duration::from_millis(1_000),
+        "retried after {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_timeout_after_sending_is_unknown_never_retried_nor_failed_over() {
+    let dir = scratch("gateway-timeout");
+    let primary = simulator("portone");
+    let fallback = simulator("portone");
+    let providers = provider(
+        "main",
+        "portone",
+        &primary.addr,
+        "fallback = \"spare\"\ntimeout_ms = 300",
+    ) + &provider("spare", "portone", &fallback.addr, "");
+    let gw = gateway(&dir, "", &providers);
+    let reply = post(
+        &gw.addr,
+        "/main/v1/payments",
+        &[
+            ("X-Simulate-Fault", "timeout"),
+            ("Idempotency-Key", "order-77"),
+        ],
+        "{}",
+    );
+    assert_eq!(reply.header("payerr-outcome"), Some("unknown"));
+    assert_eq!(reply.header("payerr-code"), Some("timeout"));
+    assert_eq!(reply.header("payerr-next-action"), Some("poll"));
+    assert_eq!(reply.header("payerr-failover-safe"), Some("false"));
+    assert_eq!(reply.header("payerr-attempts"), Some("1"));
+    assert_eq!(reply.header("payerr-provider"), Some("main"));
+    assert_eq!(reply.header("payerr-operation-id"), Some("order-77"));
+    let body = reply.json();
+    assert_eq!(
+        (body["type"].as_str(), body["code"].as_str()),
+        (Some("api_error"), Some("timeout"))
+    );
+    assert_eq!(body["operation_id"], "order-77");
+    assert_eq!(seen(&primary, "POST /v1/payments"), 1);
+    let spare = fallback.get("/__simulator/stats").json();
+    assert_eq!(
+        spare["total"], 0,
+        "the fallback must not see a request that may have run: {spare}"
+    );
+}
+
+#[test]
+fn an_unreachable_provider_is_retried_then_failed_over() {
+    let dir = scratch("gateway-failover");
+    let spare = simulator("pts");
+    // A port with nothing behind it: the connection is refused, so nothing was sent.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let providers = provider("main", "pts", &dead, "fallback = \"spare\"")
+        + &provider("spare", "pts", &spare.addr, "");
+    let gw = gateway(&dir, "[retry]\nbase_ms = 10\nmax_attempts = 2", &providers);
+    let reply = post(&gw.addr, "/main/v1/payments", &[], r#"{"amount":1}"#);
+    assert_eq!(
+        reply.header("payerr-provider"),
+        Some("spare"),
+        "{:?}",
+        reply.headers
+    );
+    assert!(matches!(
+        reply.header("payerr-outcome"),
+        Some("succeeded" | "pending")
+    ));
+    assert_eq!(reply.header("payerr-attempts"), Some("3"));
+    assert_eq!(seen(&spare, "POST /v1/payments"), 1);
+}
+
+#[test]
+fn unknown_outcomes_are_polled_until_they_resolve() {
+    let dir = scratch("gateway-poll");
+    let sim = simulator("result-status");
+    let gw = gateway(
+        &dir,
+        "[poll]\ninterval_ms = 100\ntimeout_ms = 5000",
+        &provider(
+            "rs",
+            "result-status",
+            &sim.addr,
+            "status_path = \"/v1/payments/{id}\"\ntimeout_ms = 300",
+        ),
+    );
+    // The provider answers "unknown" first and the decline when the operation is queried.
+    let reply = post(
+        &gw.addr,
+        "/rs/v1/payments",
+        &[
+            ("X-Simulate-Then", "INSUFFICIENT_BALANCE"),
+            ("Idempotency-Key", "pay-1"),
+        ],
+        "{}",
+    );
+    assert_eq!(
+        reply.header("payerr-outcome"),
+        Some("failed"),
+        "{:?} {}",
+        reply.headers,
+        reply.text()
+    );
+    assert_eq!(reply.header("payerr-category"), Some("insufficient_funds"));
+    assert_eq!(reply.header("payerr-operation-id"), Some("pay-1"));
+    assert_eq!(seen(&sim, "POST /v1/payments"), 1, "never re-sent");
+    assert!(seen(&sim, "GET /v1/payments/pay-1") >= 1);
+
+    // A timeout after sending is polled too: the operation ran, and its status says so.
+    let reply = post(
+        &gw.addr,
+        "/rs/v1/payments",
+        &[
+            ("X-Simulate-Fault", "timeout"),
+            ("Idempotency-Key", "pay-2"),
+        ],
+        "{}",
+    );
+    assert_eq!(
+        reply.header("payerr-outcome"),
+        Some("succeeded"),
+        "{:?} {}",
+        reply.headers,
+        reply.text()
+    );
+    assert_eq!(seen(&sim, "POST /v1/payments"), 2);
+}
+
+/// Sends requests from `threads` threads until `stop`; returns (request id, when its answer came).
+fn load(
+    addr: &str,
+    threads: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<thread::JoinHandle<Vec<(String, Instant)>>> {
+    (0..threads)
+        .map(|t| {
+            let (addr, stop) = (addr.to_owned(), stop.clone());
+            thread::spawn(move || {
+                let mut done = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let id = format!("load-{t}-{n}");
+                    let reply = std::panic::catch_unwind(|| {
+                        post(&addr, "/pts/v1/payments", &[("X-Request-Id", &id)], "{}")
+                    });
+                    match reply {
+                        Ok(r) if r.status == 200 => done.push((id, Instant::now())),
+                        _ => break, // the gateway was killed mid-request
+                    }
+                }
+                done
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn events_are_recorded_masked_and_survive_kill_9_as_documented() {
+    let dir = scratch("gateway-events");
+    let sim = simulator("pts");
+    let gw = gateway(
+        &dir,
+        "event_flush_ms = 50",
+        &provider("pts", "pts", &sim.addr, ""),
+    );
+    // A card number in the query and the body, and a CVV in the query.
+    let pan = "4111111111111111";
+    let reply = post(
+        &gw.addr,
+        &format!("/pts/v1/payments?card={pan}&cvv=123&x=1"),
+        &[],
+        &format!(r#"{{"card":"{pan}","cvv":"123"}}"#),
+    );
+    assert_eq!(reply.status, 200);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&gw.addr, 4, &stop);
+    thread::sleep(Duration::from_millis(1_500));
+    let killed_at = Instant::now();
+    gw.signal("KILL");
+    stop.store(true, Ordering::Relaxed);
+    let answered: Vec<(String, Instant)> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        answered.len() > 50,
+        "only {} requests under load",
+        answered.len()
+    );
+    drop(gw);
+
+    let db = data_dir(&dir).join("events.sqlite3");
+    let stored =
+        payerr_events::request_ids(&data_dir(&dir)).expect("the database opens after kill -9");
+    // The guarantee: an event recorded more than event_flush_ms (+ one commit) before the kill is
+    // on disk. An answer is sent after its event is recorded; allow the commit one second.
+    let promised: Vec<&String> = answered
+        .iter()
+        .filter(|(_, at)| killed_at.duration_since(*at) > Duration::from_millis(50 + 1_000))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!promised.is_empty());
+    let lost: Vec<&&String> = promised
+        .iter()
+        .filter(|id| !stored.contains(**id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} promised events lost: {lost:?}",
+        lost.len(),
+        promised.len()
+    );
+
+    // Nothing in the database file (or its WAL) is a card number, and no CVV value survives.
+    for file in fs::read_dir(data_dir(&dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        let bytes = fs::read(&file).unwrap();
+        assert_eq!(
+            payerr_events::find_card_numbers(&bytes),
+            Vec::<String>::new(),
+            "{}",
+            file.display()
+        );
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("cvv=123"),
+            "{}",
+            file.display()
+        );
+    }
+    assert!(db.exists());
+}
+
+#[test]
+fn sigterm_flushes_every_event_and_the_report_counts_them() {
+    let dir = scratch("gateway-report");
+    let sim = simulator("portone");
+    let gw = gateway(&dir, "", &provider("acme", "portone", &sim.addr, ""));
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    for n in 0..20 {
+        let code = if n % 4 == 0 { "6001" } else { "2000" };
+        let reply = post(
+            &gw.addr,
+            "/acme/v1/payments",
+            &[("X-Simulate-Code", code)],
+            "{}",
+        );
+        ids.lock()
+            .unwrap()
+            .push(reply.header("x-request-id").unwrap().to_owned());
+    }
+    let (status, log) = gw.stop();
+    assert!(status.success());
+    assert!(
+        log.iter().any(|l| l["msg"] == "stopped; events flushed"),
+        "{log:?}"
+    );
+    let stored = payerr_events::request_ids(&data_dir(&dir)).unwrap();
+    for id in ids.lock().unwrap().iter() {
+        assert!(stored.contains(id), "{id} not recorded");
+    }
+    let out = payerr(
+        &[
+            "report",
+            "--data-dir",
+            data_dir(&dir).to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["totals"]["requests"], 20, "{report}");
+}

@@ -1,0 +1,374 @@
+//! The database file: where it lives, its schema and its versions, and how each side opens it.
+//!
+//! The file is marked as ours with `PRAGMA application_id` and versioned with `PRAGMA user_version`,
+//! so a foreign SQLite file (or a newer payerr's) is refused with a clear error instead of being
+//! written into or misread.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use payerr::Outcome;
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OpenFlags, Row, TransactionBehavior};
+
+use crate::event::Event;
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "events.sqlite3";
+
+/// `PRAGMA application_id` of payerr event databases ("PYEV").
+pub const APPLICATION_ID: i32 = 0x5059_4556;
+
+/// Schema migrations: `MIGRATIONS[n]` takes a database from version `n` to `n + 1`. Append only.
+const MIGRATIONS: [&str; 1] = [
+    // Version 1. Enums are stored as their snake_case names, times as integers, so `sqlite3` reads it
+    // as is. Indexes serve the report (a time window, per provider) and lookups by client request.
+    "CREATE TABLE events (
+        id            INTEGER PRIMARY KEY,
+        at_ms         INTEGER NOT NULL,
+        request_id    TEXT    NOT NULL,
+        provider      TEXT    NOT NULL,
+        dialect       TEXT    NOT NULL,
+        method        TEXT    NOT NULL,
+        path          TEXT    NOT NULL,
+        attempt       INTEGER NOT NULL,
+        kind          TEXT    NOT NULL,
+        http_status   INTEGER,
+        outcome       TEXT    NOT NULL,
+        category      TEXT    NOT NULL,
+        code          TEXT    NOT NULL,
+        provider_code TEXT,
+        latency_us    INTEGER NOT NULL,
+        error         TEXT,
+        operation_id  TEXT
+    );
+    CREATE INDEX events_at_ms ON events (at_ms);
+    CREATE INDEX events_provider_at_ms ON events (provider, at_ms);
+    CREATE INDEX events_request_id ON events (request_id, attempt);",
+];
+
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a statement waits for a lock held by another connection (a `sqlite3` shell, a
+/// checkpoint) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The database file of a data directory.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
+/// Opens (creating if needed) the database for writing: WAL, `synchronous=NORMAL`, schema migrated
+/// to [`SCHEMA_VERSION`].
+pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
+    let fail = |e: rusqlite::Error| describe(path, &e);
+    let mut conn = Connection::open(path).map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    // Before changing anything (the journal mode is persistent): is the file ours, or empty?
+    check(&conn, path, false)?;
+    // WAL: readers (the report) never block the writer; NORMAL: a commit is a write to the WAL
+    // without fsync, which survives a killed process (not a power cut).
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(fail)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "{}: cannot use write-ahead logging (journal mode {mode})",
+            path.display()
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(fail)?;
+    migrate(&mut conn).map_err(fail)?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only, as the report does while the gateway may be writing.
+fn open_for_reading(path: &Path) -> Result<Connection, String> {
+    let fail = |e: rusqlite::Error| describe(path, &e);
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    check(&conn, path, true)?;
+    Ok(conn)
+}
+
+/// Opens the database of an existing data directory read-only; a missing directory or file is an
+/// error that names it (reading never creates either).
+pub fn open_existing(data_dir: &Path) -> Result<Connection, String> {
+    let problem = match std::fs::metadata(data_dir) {
+        Err(_) => Some("does not exist"),
+        Ok(meta) if !meta.is_dir() => Some("is not a directory"),
+        Ok(_) => None,
+    };
+    if let Some(problem) = problem {
+        return Err(format!(
+            "no events: the data directory {} {problem} (is it the gateway's data_dir?)",
+            data_dir.display()
+        ));
+    }
+    let path = db_path(data_dir);
+    if !path.exists() {
+        return Err(format!(
+            "no events: the gateway has not written to {} yet (no {})",
+            data_dir.display(),
+            DB_FILE
+        ));
+    }
+    open_for_reading(&path)
+}
+
+/// Refuses a file this build cannot use: another application's, a newer payerr's, or (for reading,
+/// which cannot migrate) an older or empty one.
+fn check(conn: &Connection, path: &Path, reading: bool) -> Result<(), String> {
+    let (app, version, tables) = identity(conn).map_err(|e| describe(path, &e))?;
+    let problem = if app == APPLICATION_ID && version > SCHEMA_VERSION {
+        format!(
+            "the event database has schema version {version}, newer than this payerr's \
+             ({SCHEMA_VERSION}): use a newer payerr"
+        )
+    } else if app == APPLICATION_ID && reading && version < SCHEMA_VERSION {
+        format!(
+            "the event database has schema version {version}; this payerr reads version \
+             {SCHEMA_VERSION} (starting the gateway once upgrades it)"
+        )
+    } else if app == APPLICATION_ID || (app == 0 && version == 0 && tables == 0 && !reading) {
+        return Ok(());
+    } else if app == 0 && version == 0 && tables == 0 {
+        "the event database is empty: the gateway has not written to it yet".to_owned()
+    } else {
+        "not a payerr event database (another application's SQLite file)".to_owned()
+    };
+    Err(format!("{}: {problem}", path.display()))
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction. The version is read again under the
+/// write lock, so two processes opening a new file at once do not both create the schema.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (_, version, _) = identity(&tx)?;
+    let from = usize::try_from(version).unwrap_or(MIGRATIONS.len());
+    if from >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    for step in &MIGRATIONS[from..] {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+/// `application_id`, `user_version` and the number of schema objects.
+fn identity(conn: &Connection) -> rusqlite::Result<(i32, i64, i64)> {
+    let app = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok((app, version, tables))
+}
+
+/// A SQLite error as a sentence that names the file.
+fn describe(path: &Path, e: &rusqlite::Error) -> String {
+    let not_a_database = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase)
+    );
+    if not_a_database {
+        format!("{}: not a payerr event database ({e})", path.display())
+    } else {
+        format!("{}: {e}", path.display())
+    }
+}
+
+/// Inserts a batch (already sanitized) in one transaction.
+pub fn insert(conn: &mut Connection, events: &[Event]) -> rusqlite::Result<()> {
+    // IMMEDIATE takes the write lock at BEGIN, where the busy timeout applies.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO events (at_ms, request_id, provider, dialect, method, path, attempt, kind,
+                http_status, outcome, category, code, provider_code, latency_us, error, operation_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        )?;
+        for e in events {
+            stmt.execute(params![
+                e.at_ms,
+                e.request_id,
+                e.provider,
+                e.dialect,
+                e.method,
+                e.path,
+                e.attempt,
+                e.kind.as_str(),
+                e.http_status,
+                e.outcome.as_str(),
+                e.category.as_str(),
+                e.code,
+                e.provider_code,
+                // SQLite integers are signed 64-bit; 2^63 µs is 292,000 years.
+                i64::try_from(e.latency_us).unwrap_or(i64::MAX),
+                e.error,
+                e.operation_id,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Columns read back by [`read_row`], in its order.
+pub const COLUMNS: &str = "at_ms, request_id, provider, dialect, method, path, attempt, kind, \
+    http_status, outcome, category, code, provider_code, latency_us, error, operation_id";
+
+/// One row of `SELECT {COLUMNS}` as an event; a value this build does not know is an error, not a
+/// panic.
+pub fn read_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        at_ms: row.get(0)?,
+        request_id: row.get(1)?,
+        provider: row.get(2)?,
+        dialect: row.get(3)?,
+        method: row.get(4)?,
+        path: row.get(5)?,
+        attempt: row.get(6)?,
+        kind: text_enum(row, 7, |s| s.parse().ok())?,
+        http_status: row.get(8)?,
+        outcome: text_enum(row, 9, |s| {
+            Outcome::ALL.iter().copied().find(|o| o.as_str() == s)
+        })?,
+        category: text_enum(row, 10, |s| s.parse().ok())?,
+        code: row.get(11)?,
+        provider_code: row.get(12)?,
+        latency_us: row.get(13)?,
+        error: row.get(14)?,
+        operation_id: row.get(15)?,
+    })
+}
+
+/// An enum stored as its name.
+fn text_enum<T>(
+    row: &Row<'_>,
+    i: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(i)?;
+    parse(&text).ok_or_else(|| {
+        let e = format!("unknown value {text:?}");
+        rusqlite::Error::FromSqlConversionFailure(i, Type::Text, e.into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{event, Scratch};
+    use crate::{read_events, request_ids, EventLog, EventLogOptions};
+
+    fn pragma<T: rusqlite::types::FromSql>(path: &Path, name: &str) -> T {
+        let conn = Connection::open(path).expect("opens");
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .expect("pragma reads")
+    }
+
+    fn write(dir: &Path, request_ids: &[&str]) -> Result<(), String> {
+        let log = EventLog::open(dir, EventLogOptions::default())?;
+        for id in request_ids {
+            log.record(event(1, id, "acme", 1));
+        }
+        log.close()
+    }
+
+    #[test]
+    fn a_new_database_is_versioned_marked_and_in_wal_mode() {
+        let dir = Scratch::new("new");
+        write(dir.path(), &["a"]).expect("writes");
+        let path = db_path(dir.path());
+        assert_eq!(pragma::<i64>(&path, "user_version"), SCHEMA_VERSION);
+        assert_eq!(pragma::<i32>(&path, "application_id"), APPLICATION_ID);
+        assert_eq!(pragma::<String>(&path, "journal_mode"), "wal");
+        let indexes: Vec<String> = Connection::open(&path)
+            .and_then(|c| {
+                let mut stmt =
+                    c.prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")?;
+                let names = stmt.query_map([], |r| r.get(0))?;
+                names.collect()
+            })
+            .expect("lists indexes");
+        assert_eq!(
+            indexes,
+            ["events_at_ms", "events_provider_at_ms", "events_request_id"]
+        );
+    }
+
+    #[test]
+    fn an_existing_database_is_reopened_and_appended_to() {
+        let dir = Scratch::new("reopen");
+        write(dir.path(), &["a", "b"]).expect("first run");
+        write(dir.path(), &["c"]).expect("second run");
+        let ids: Vec<String> = read_events(dir.path())
+            .expect("reads")
+            .into_iter()
+            .map(|e| e.request_id)
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let distinct = request_ids(dir.path()).expect("reads");
+        assert_eq!(distinct.len(), 3);
+        assert!(distinct.contains("b"));
+    }
+
+    #[test]
+    fn every_field_survives_the_round_trip() {
+        let dir = Scratch::new("roundtrip");
+        let mut e = event(1_700_000_000_123, "req", "acme", 3);
+        e.kind = crate::AttemptKind::Poll;
+        e.http_status = None;
+        e.outcome = payerr::Outcome::Unknown;
+        e.category = payerr::Category::OutcomeUnknown;
+        e.provider_code = None;
+        e.latency_us = u64::from(u32::MAX) + 7;
+        e.error = Some("timed out".to_owned());
+        e.operation_id = Some("op-9".to_owned());
+        let log = EventLog::open(dir.path(), EventLogOptions::default()).expect("opens");
+        log.record(e.clone());
+        log.close().expect("closes");
+        assert_eq!(read_events(dir.path()).expect("reads"), [e]);
+    }
+
+    /// Files that are not ours give an error naming the file, and are left exactly as they were.
+    #[test]
+    fn foreign_newer_and_corrupt_files_are_refused_untouched() {
+        let dir = Scratch::new("foreign");
+        std::fs::create_dir_all(dir.path()).expect("creates the directory");
+        let path = db_path(dir.path());
+
+        Connection::open(&path)
+            .and_then(|c| c.execute_batch("CREATE TABLE songs (title TEXT)"))
+            .expect("creates another application's database");
+        let error = write(dir.path(), &["a"]).expect_err("refused");
+        assert!(error.contains("not a payerr event database"), "{error}");
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert_eq!(pragma::<String>(&path, "journal_mode"), "delete");
+        let error = crate::read_events(dir.path()).expect_err("refused");
+        assert!(error.contains("not a payerr event database"), "{error}");
+
+        std::fs::remove_file(&path).expect("removes");
+        write(dir.path(), &["a"]).expect("writes");
+        Connection::open(&path)
+            .and_then(|c| c.pragma_update(None, "user_version", 99))
+            .expect("pretends to be from a newer payerr");
+        let error = write(dir.path(), &["b"]).expect_err("refused");
+        assert!(error.contains("newer than this payerr's"), "{error}");
+
+        std::fs::remove_file(&path).expect("removes");
+        let garbage =
+            b"this is not a database, just some text long enough to have a header.....".repeat(20);
+        std::fs::write(&path, &garbage).expect("writes garbage");
+        for error in [
+            write(dir.path(), &["a"]).expect_err("refused"),
+            crate::read_events(dir.path()).expect_err("refused"),
+        ] {
+            assert!(error.contains("not a payerr event database"), "{error}");
+        }
+        assert_eq!(std::fs::read(&path).expect("reads"), garbage);
+    }
+}

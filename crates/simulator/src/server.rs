@@ -1,0 +1,308 @@
+//! Sockets, time and signals: accepting connections, reading bodies, carrying out each plan (answer,
+//! answer late, hold, reset), one log line per request, and a shutdown that never waits on a held
+//! connection.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use payerr_server::log::{Field, Logger};
+use payerr_server::LogLevel;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::provider::{Decision, Plan, Provider, Reply, Request as Play};
+use crate::rejection::Rejection;
+
+/// Largest request body read; a provider's request is far smaller.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Time a client gets to send a request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// On SIGTERM or SIGINT, how long answers in flight get to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a connection ends without an answer: the plan said so, or the server is stopping.
+#[derive(Debug)]
+struct NoAnswer(&'static str);
+
+impl fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Error for NoAnswer {}
+
+/// Everything the connections share.
+struct State {
+    provider: Provider,
+    logger: Arc<Logger>,
+    /// Becomes true when the server stops: held connections let go, slow answers go out at once.
+    stopping: watch::Receiver<bool>,
+}
+
+impl State {
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.clone();
+        // An error means the sender is gone, which also means the server is stopping.
+        let _ = stopping.wait_for(|stop| *stop).await;
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        reset: &AtomicBool,
+    ) -> Result<Response<Full<Bytes>>, NoAnswer> {
+        let started = Instant::now();
+        let (parts, body) = req.into_parts();
+        let target = payerr::pan::mask_pans(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .into_owned();
+        let decision = match read_body(body, &parts.headers).await {
+            Ok(body) => self.provider.decide(&Play {
+                method: &parts.method,
+                path: parts.uri.path(),
+                headers: &parts.headers,
+                body: &body,
+            }),
+            Err(r) => Decision {
+                plan: Plan::Answer {
+                    reply: Reply::rejection(&r),
+                    delay: None,
+                },
+                fault: None,
+                operation: None,
+            },
+        };
+        // Ids come from paths and bodies, so they may hold a card number too.
+        let operation = decision.operation.as_deref().map(payerr::pan::mask_pans);
+        let log = |status: Option<u16>| {
+            let mut fields = vec![
+                ("method", Field::Str(parts.method.as_str())),
+                ("target", Field::Str(&target)),
+            ];
+            if let Some(status) = status {
+                fields.push(("status", Field::U64(status.into())));
+            }
+            if let Some(fault) = decision.fault {
+                fields.push(("fault", Field::Str(fault.name())));
+            }
+            if let Some(id) = &operation {
+                fields.push(("operation", Field::Str(id)));
+            }
+            let elapsed = started.elapsed().as_micros() as u64;
+            fields.push(("duration_us", Field::U64(elapsed)));
+            self.logger.log(LogLevel::Info, "request", &fields);
+        };
+        match &decision.plan {
+            Plan::Answer { reply, delay } => {
+                if let Some(delay) = delay {
+                    // Stopping the server sends slow answers at once rather than making it wait.
+                    tokio::select! {
+                        _ = tokio::time::sleep(*delay) => {}
+                        _ = self.stopped() => {}
+                    }
+                }
+                log(Some(reply.status));
+                Ok(response(reply))
+            }
+            Plan::Hold => {
+                log(None);
+                // hyper drops this future when the client closes the connection.
+                self.stopped().await;
+                Err(NoAnswer("held connection released on shutdown"))
+            }
+            Plan::Reset => {
+                log(None);
+                reset.store(true, Ordering::Relaxed);
+                Err(NoAnswer("connection reset as asked"))
+            }
+        }
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes; a declared or actual larger body is a 413.
+async fn read_body(body: Incoming, headers: &hyper::HeaderMap) -> Result<Bytes, Rejection> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(Rejection::body_too_large(MAX_BODY));
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(Rejection::body_too_large(MAX_BODY)),
+        Err(e) => Err(Rejection::unreadable_body(&e.to_string())),
+    }
+}
+
+fn response(reply: &Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(reply.body.clone()));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    if let Some(seconds) = reply.retry_after_s {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(allow) = reply.allow {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// A connection that can be closed with a TCP RST: once `reset` is set, shutting down writes
+/// nothing (no FIN) and dropping closes the socket with `SO_LINGER` 0, which sends the RST.
+struct ResettableStream {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl AsyncRead for ResettableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResettableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.reset.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_shutdown(cx)
+    }
+}
+
+impl Drop for ResettableStream {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            // Zero linger never blocks: close() discards what is unsent and sends the RST.
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    provider: Provider,
+    logger: Arc<Logger>,
+) -> Result<(), String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let signals = |kind: SignalKind| signal(kind).map_err(|e| format!("cannot watch signals: {e}"));
+    let (mut terminate, mut interrupt) = (
+        signals(SignalKind::terminate())?,
+        signals(SignalKind::interrupt())?,
+    );
+    let (stop, stopping) = watch::channel(false);
+    let state = Arc::new(State {
+        provider,
+        logger: logger.clone(),
+        stopping,
+    });
+    logger.log(
+        LogLevel::Info,
+        "listening",
+        &[
+            ("addr", Field::Str(&local.to_string())),
+            ("dialect", Field::Str(&state.provider.dialect().id)),
+            ("version", Field::Str(env!("CARGO_PKG_VERSION"))),
+        ],
+    );
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let reason = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    // Answers are small and written whole: send them at once.
+                    let _ = stream.set_nodelay(true);
+                    let reset = Arc::new(AtomicBool::new(false));
+                    let io = TokioIo::new(ResettableStream { stream, reset: reset.clone() });
+                    let state = state.clone();
+                    let service = service_fn(move |req| {
+                        let (state, reset) = (state.clone(), reset.clone());
+                        async move { state.handle(req, &reset).await }
+                    });
+                    let connection = graceful.watch(builder.serve_connection(io, service));
+                    let logger = logger.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            logger.log(LogLevel::Debug, "connection ended", &[("error", Field::Str(&e.to_string()))]);
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    logger.log(LogLevel::Warn, "accept failed", &[("error", Field::Str(&e.to_string()))]);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+        }
+    };
+    drop(listener);
+    logger.log(
+        LogLevel::Info,
+        "shutting down",
+        &[("signal", Field::Str(reason))],
+    );
+    let _ = stop.send(true);
+    tokio::select! {
+        _ = graceful.shutdown() => logger.log(LogLevel::Info, "stopped", &[]),
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => logger.log(
+            LogLevel::Warn,
+            "grace period over; closing the remaining connections",
+            &[("grace_ms", Field::U64(SHUTDOWN_GRACE.as_millis() as u64))],
+        ),
+    }
+    Ok(())
+}
