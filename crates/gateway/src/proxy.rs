@@ -129,7 +129,11 @@ impl Gateway {
                 .as_deref()
                 .filter(|f| !tried.contains(f))
                 .and_then(|f| self.providers.get(f));
-            let operation = operation_id(&sent.reply, req);
+            // Only an unknown outcome needs the operation's id (to poll it, or to hand it back):
+            // finding it parses bodies, which the common case should not pay for.
+            let operation = (sent.verdict.outcome == Outcome::Unknown)
+                .then(|| operation_id(&sent.reply, req))
+                .flatten();
             let situation = Situation {
                 attempts_on_provider: on_provider,
                 fallback_available: fallback.is_some(),
@@ -279,7 +283,9 @@ impl Gateway {
             provider_code: verdict.source.code.clone(),
             latency_us: elapsed.as_micros() as u64,
             error,
-            operation_id: operation_id_in_reply(&reply),
+            operation_id: (verdict.outcome == Outcome::Unknown)
+                .then(|| operation_id(&reply, req))
+                .flatten(),
         });
         Attempt { reply, verdict }
     }
