@@ -96,6 +96,9 @@ pub struct Gateway {
 struct Attempt {
     reply: Reply,
     verdict: Verdict,
+    /// The operation's id, looked for only when the outcome is unknown: only then is it needed (to
+    /// poll it, or to hand it back), and finding it parses bodies the common case should not pay for.
+    operation: Option<String>,
 }
 
 impl Gateway {
@@ -129,11 +132,7 @@ impl Gateway {
                 .as_deref()
                 .filter(|f| !tried.contains(f))
                 .and_then(|f| self.providers.get(f));
-            // Only an unknown outcome needs the operation's id (to poll it, or to hand it back):
-            // finding it parses bodies, which the common case should not pay for.
-            let operation = (sent.verdict.outcome == Outcome::Unknown)
-                .then(|| operation_id(&sent.reply, req))
-                .flatten();
+            let operation = sent.operation.clone();
             let situation = Situation {
                 attempts_on_provider: on_provider,
                 fallback_available: fallback.is_some(),
@@ -261,6 +260,9 @@ impl Gateway {
         };
         let elapsed = started.elapsed();
         let verdict = self.judge(&provider.config.dialect, &reply, lang(&req.headers));
+        let operation = (verdict.outcome == Outcome::Unknown)
+            .then(|| operation_id(&reply, req))
+            .flatten();
         self.metrics
             .attempt(&provider.config.id, kind.as_str(), elapsed);
         let (http_status, error) = match &reply {
@@ -283,11 +285,13 @@ impl Gateway {
             provider_code: verdict.source.code.clone(),
             latency_us: elapsed.as_micros() as u64,
             error,
-            operation_id: (verdict.outcome == Outcome::Unknown)
-                .then(|| operation_id(&reply, req))
-                .flatten(),
+            operation_id: operation.clone(),
         });
-        Attempt { reply, verdict }
+        Attempt {
+            reply,
+            verdict,
+            operation,
+        }
     }
 
     fn judge(&self, dialect: &str, reply: &Reply, lang: Lang) -> Verdict {
@@ -331,7 +335,7 @@ impl Gateway {
         attempts: u32,
         operation: Option<String>,
     ) -> Answer {
-        let Attempt { reply, verdict } = last;
+        let Attempt { reply, verdict, .. } = last;
         let verdict_mode = req.verdict_asked || provider.config.mode == Mode::Verdict;
         let (status, mut headers, body) = match reply {
             _ if verdict_mode => {

@@ -13,17 +13,19 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use payerr_server::listener::{Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::request_id::{RequestIds, REQUEST_ID};
 use payerr_server::LogLevel;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::metrics::EventCounters;
 use crate::proxy::{ClientRequest, Gateway};
 use crate::upstream::end_to_end;
+
+/// Time a client gets to send a request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The gateway and what serving it needs.
 pub struct State {
@@ -219,75 +221,32 @@ fn split_payerr_query(query: Option<&str>) -> (Option<String>, bool) {
 
 /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish for at most the grace period.
 pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let signals = |kind: SignalKind| signal(kind).map_err(|e| format!("cannot watch signals: {e}"));
-    let (mut terminate, mut interrupt) = (
-        signals(SignalKind::terminate())?,
-        signals(SignalKind::interrupt())?,
-    );
+    let listener = Listener::bind(addr, false).await?;
     let logger = state.logger.clone();
     let providers = state.gateway.providers.len() as u64;
     logger.log(
         LogLevel::Info,
         "listening",
         &[
-            ("addr", Field::Str(&local.to_string())),
+            ("addr", Field::Str(&listener.local.to_string())),
             ("providers", Field::U64(providers)),
             ("version", Field::Str(env!("CARGO_PKG_VERSION"))),
         ],
     );
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    let reason = loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    let service = service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(state.handle(req).await) }
-                    });
-                    let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    let logger = logger.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            logger.log(LogLevel::Debug, "connection ended", &[("error", Field::Str(&e.to_string()))]);
-                        }
-                    });
-                }
-                Err(e) => {
-                    logger.log(LogLevel::Warn, "accept failed", &[("error", Field::Str(&e.to_string()))]);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = terminate.recv() => break "SIGTERM",
-            _ = interrupt.recv() => break "SIGINT",
-        }
+    let serving = Serving {
+        logger: &logger,
+        header_read_timeout: HEADER_TIMEOUT,
+        grace: Duration::from_millis(state.gateway.config.shutdown_grace_ms),
     };
-    drop(listener);
-    logger.log(
-        LogLevel::Info,
-        "shutting down",
-        &[("signal", Field::Str(reason))],
-    );
-    let grace = Duration::from_millis(state.gateway.config.shutdown_grace_ms);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(grace) => logger.log(
-            LogLevel::Warn,
-            "grace period over; closing the remaining connections",
-            &[("grace_ms", Field::U64(state.gateway.config.shutdown_grace_ms))],
-        ),
-    }
+    let connect = |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(state.handle(req).await) }
+        });
+        graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
+    };
+    listener.serve(serving, connect, || {}, || {}).await;
     Ok(())
 }
 

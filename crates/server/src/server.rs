@@ -15,16 +15,15 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use payerr::Engine;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Semaphore;
 
 use crate::api::{self, Catalogs, Context, Reply, JSON};
 use crate::api_error::ApiError;
 use crate::config::{LogLevel, ServeConfig};
+use crate::listener::{Listener, Serving};
 use crate::log::{Field, Logger};
 use crate::metrics::{route_label, Metrics};
 use crate::request_id::{RequestIds, REQUEST_ID};
@@ -271,26 +270,15 @@ fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
     response
 }
 
-/// Serves until SIGTERM or SIGINT, then drains for at most `shutdown_grace_ms`.
+/// Serves until SIGTERM or SIGINT, then drains for at most `shutdown_grace_ms`; SIGHUP reloads.
 pub(crate) async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let signals = |kind: SignalKind| signal(kind).map_err(|e| format!("cannot watch signals: {e}"));
-    let (mut hangup, mut terminate, mut interrupt) = (
-        signals(SignalKind::hangup())?,
-        signals(SignalKind::terminate())?,
-        signals(SignalKind::interrupt())?,
-    );
+    let listener = Listener::bind(addr, true).await?;
     let logger = state.logger.clone();
     logger.log(
         LogLevel::Info,
         "listening",
         &[
-            ("addr", Field::Str(&local.to_string())),
+            ("addr", Field::Str(&listener.local.to_string())),
             ("version", Field::Str(env!("CARGO_PKG_VERSION"))),
             (
                 "dialects",
@@ -298,57 +286,27 @@ pub(crate) async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), Str
             ),
         ],
     );
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.config.request_timeout());
-    let reason = loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    // Answers are small and written whole: send them at once.
-                    let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    let service = service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(state.handle(req).await) }
-                    });
-                    let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    let logger = logger.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            logger.log(LogLevel::Debug, "connection ended", &[("error", Field::Str(&e.to_string()))]);
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
-                    logger.log(LogLevel::Warn, "accept failed", &[("error", Field::Str(&e.to_string()))]);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = hangup.recv() => state.reload(),
-            _ = terminate.recv() => break "SIGTERM",
-            _ = interrupt.recv() => break "SIGINT",
-        }
+    let serving = Serving {
+        logger: &logger,
+        header_read_timeout: state.config.request_timeout(),
+        grace: Duration::from_millis(state.config.shutdown_grace_ms),
     };
-    state.draining.store(true, Ordering::Relaxed);
-    drop(listener);
-    logger.log(
-        LogLevel::Info,
-        "shutting down",
-        &[("signal", Field::Str(reason))],
-    );
-    let grace = Duration::from_millis(state.config.shutdown_grace_ms);
-    tokio::select! {
-        _ = graceful.shutdown() => logger.log(LogLevel::Info, "stopped", &[]),
-        _ = tokio::time::sleep(grace) => logger.log(
-            LogLevel::Warn,
-            "grace period over; closing the remaining connections",
-            &[("grace_ms", Field::U64(state.config.shutdown_grace_ms))],
-        ),
-    }
+    let connect = |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(state.handle(req).await) }
+        });
+        graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
+    };
+    listener
+        .serve(
+            serving,
+            connect,
+            || state.reload(),
+            || state.draining.store(true, Ordering::Relaxed),
+        )
+        .await;
     Ok(())
 }
 

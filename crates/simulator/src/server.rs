@@ -19,13 +19,13 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use payerr_server::listener::{Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::LogLevel;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::provider::{Decision, Plan, Provider, Reply, Request as Play};
@@ -227,17 +227,7 @@ pub(crate) async fn serve(
     provider: Provider,
     logger: Arc<Logger>,
 ) -> Result<(), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let signals = |kind: SignalKind| signal(kind).map_err(|e| format!("cannot watch signals: {e}"));
-    let (mut terminate, mut interrupt) = (
-        signals(SignalKind::terminate())?,
-        signals(SignalKind::interrupt())?,
-    );
+    let listener = Listener::bind(addr, false).await?;
     let (stop, stopping) = watch::channel(false);
     let state = Arc::new(State {
         provider,
@@ -248,61 +238,34 @@ pub(crate) async fn serve(
         LogLevel::Info,
         "listening",
         &[
-            ("addr", Field::Str(&local.to_string())),
+            ("addr", Field::Str(&listener.local.to_string())),
             ("dialect", Field::Str(&state.provider.dialect().id)),
             ("version", Field::Str(env!("CARGO_PKG_VERSION"))),
         ],
     );
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let reason = loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    // Answers are small and written whole: send them at once.
-                    let _ = stream.set_nodelay(true);
-                    let reset = Arc::new(AtomicBool::new(false));
-                    let io = TokioIo::new(ResettableStream { stream, reset: reset.clone() });
-                    let state = state.clone();
-                    let service = service_fn(move |req| {
-                        let (state, reset) = (state.clone(), reset.clone());
-                        async move { state.handle(req, &reset).await }
-                    });
-                    let connection = graceful.watch(builder.serve_connection(io, service));
-                    let logger = logger.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            logger.log(LogLevel::Debug, "connection ended", &[("error", Field::Str(&e.to_string()))]);
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
-                    logger.log(LogLevel::Warn, "accept failed", &[("error", Field::Str(&e.to_string()))]);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = terminate.recv() => break "SIGTERM",
-            _ = interrupt.recv() => break "SIGINT",
-        }
+    let serving = Serving {
+        logger: &logger,
+        header_read_timeout: HEADER_TIMEOUT,
+        grace: SHUTDOWN_GRACE,
     };
-    drop(listener);
-    logger.log(
-        LogLevel::Info,
-        "shutting down",
-        &[("signal", Field::Str(reason))],
-    );
-    let _ = stop.send(true);
-    tokio::select! {
-        _ = graceful.shutdown() => logger.log(LogLevel::Info, "stopped", &[]),
-        _ = tokio::time::sleep(SHUTDOWN_GRACE) => logger.log(
-            LogLevel::Warn,
-            "grace period over; closing the remaining connections",
-            &[("grace_ms", Field::U64(SHUTDOWN_GRACE.as_millis() as u64))],
-        ),
-    }
+    let connect = |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+        let reset = Arc::new(AtomicBool::new(false));
+        let io = TokioIo::new(ResettableStream {
+            stream,
+            reset: reset.clone(),
+        });
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let (state, reset) = (state.clone(), reset.clone());
+            async move { state.handle(req, &reset).await }
+        });
+        graceful.watch(builder.serve_connection(io, service))
+    };
+    // Held connections (the timeout fault) are released when stopping, so the drain never waits on
+    // them.
+    let release = || {
+        let _ = stop.send(true);
+    };
+    listener.serve(serving, connect, || {}, release).await;
     Ok(())
 }

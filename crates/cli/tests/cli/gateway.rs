@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::commands::{payerr, scratch};
 use crate::http::{self, Reply};
-use crate::process::Daemon;
+use crate::process::{simulator, Daemon};
 
 /// A decline documented by each built-in dialect: (dialect, X-Simulate-Code, X-Simulate-Type).
 const DECLINES: [(&str, &str, Option<&str>); 5] = [
@@ -31,22 +31,6 @@ const VERDICT_HEADERS: [&str; 6] = [
     "payerr-retryable",
     "payerr-failover-safe",
 ];
-
-fn simulator(dialect: &str) -> Daemon {
-    Daemon::start(
-        &[
-            "simulate",
-            "--dialect",
-            dialect,
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ],
-        &[],
-        &std::env::temp_dir(),
-    )
-}
 
 /// A gateway over `providers` (TOML `[[providers]]` tables), with `settings` at the top of the file.
 fn gateway(dir: &Path, settings: &str, providers: &str) -> Daemon {

@@ -117,3 +117,20 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Starts `payerr simulate --dialect DIALECT` on an ephemeral port with JSON logs.
+pub fn simulator(dialect: &str) -> Daemon {
+    Daemon::start(
+        &[
+            "simulate",
+            "--dialect",
+            dialect,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        &[],
+        &std::env::temp_dir(),
+    )
+}

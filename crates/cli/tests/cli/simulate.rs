@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::commands::{payerr, scratch, USER_CATALOG};
 use crate::http::{self, Reply};
-use crate::process::Daemon;
+use crate::process::{simulator, Daemon};
 
 /// The five provider dialects.
 const PROVIDERS: [&str; 5] = [
@@ -19,23 +19,6 @@ const PROVIDERS: [&str; 5] = [
     "pts",
     "portone",
 ];
-
-/// Starts `payerr simulate --dialect DIALECT` on an ephemeral port with JSON logs.
-fn simulator(dialect: &str) -> Daemon {
-    Daemon::start(
-        &[
-            "simulate",
-            "--dialect",
-            dialect,
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ],
-        &[],
-        &std::env::temp_dir(),
-    )
-}
 
 fn post(sim: &Daemon, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let mut all = vec![("Content-Type", "application/json")];
