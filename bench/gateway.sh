@@ -33,8 +33,8 @@ die() {
     exit 1
 }
 
-# shellcheck source=bench/lib.sh
-. "$BENCH/lib.sh"
+# shellcheck source=scripts/lib.sh
+. "$BENCH/../scripts/lib.sh"
 command -v python3 >/dev/null || die "python3 is needed"
 need wrk wrk
 need nginx nginx

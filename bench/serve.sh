@@ -46,8 +46,8 @@ die() {
 command -v python3 >/dev/null || die "python3 is needed (corpus generation and HTTP checks)"
 command -v cargo >/dev/null || die "cargo is needed to build the release binary"
 
-# shellcheck source=bench/lib.sh
-. "$BENCH/lib.sh"
+# shellcheck source=scripts/lib.sh
+. "$BENCH/../scripts/lib.sh"
 need wrk wrk
 
 # --- build and corpus --------------------------------------------------------------------------------

@@ -4,9 +4,12 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hyper::Uri;
 use payerr::{PollPolicy, RetryPolicy};
+use payerr_frontdoor::client::ClientConfig;
+use payerr_frontdoor::Settings;
 use payerr_server::{LogFormat, LogLevel};
 use serde::Deserialize;
 
@@ -53,6 +56,28 @@ pub struct GatewayConfig {
     /// The providers, reached at `/{id}/…`.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// The clients allowed through the front door (docs/client-guide.md); none: the gateway is open.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Lets an open gateway (no clients) listen on an address other than loopback.
+    #[serde(default)]
+    pub allow_open: bool,
+    /// Where nonces, rate buckets and idempotency records live: `embedded` (this process, SQLite
+    /// under `data_dir`) or `redis://host:port[/db]`, shared by every gateway on that Redis.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    #[serde(default = "default_store_prefix")]
+    pub store_prefix: String,
+    /// Largest distance between a request's `Timestamp` and the gateway's clock, in seconds.
+    #[serde(default = "default_timestamp_tolerance_s")]
+    pub timestamp_tolerance_s: u64,
+    /// How long an idempotency key and its answer are kept, in seconds.
+    #[serde(default = "default_idempotency_ttl_s")]
+    pub idempotency_ttl_s: u64,
+    /// Refuses a POST without `Idempotency-Key`.
+    #[serde(default)]
+    pub idempotency_required: bool,
 }
 
 /// One provider behind the gateway.
@@ -124,6 +149,15 @@ fn default_event_flush_ms() -> u64 {
 fn default_shutdown_grace_ms() -> u64 {
     30_000
 }
+fn default_store_prefix() -> String {
+    "payerr:".to_owned()
+}
+fn default_timestamp_tolerance_s() -> u64 {
+    300
+}
+fn default_idempotency_ttl_s() -> u64 {
+    24 * 3600
+}
 fn default_timeout_ms() -> u64 {
     10_000
 }
@@ -171,6 +205,8 @@ impl GatewayConfig {
             ("max_body_bytes", self.max_body_bytes as u64),
             ("retry.max_attempts", self.retry.max_attempts.into()),
             ("poll.interval_ms", self.poll.interval_ms),
+            ("timestamp_tolerance_s", self.timestamp_tolerance_s),
+            ("idempotency_ttl_s", self.idempotency_ttl_s),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be greater than 0"));
@@ -223,7 +259,28 @@ impl GatewayConfig {
                 }
             }
         }
+        if self.clients.is_empty() && !addr.ip().is_loopback() && !self.allow_open {
+            return Err(format!(
+                "listen: {addr} is not a loopback address and no [[clients]] are configured: anyone who reaches it could send payments. Add [[clients]] (docs/client-guide.md), or set allow_open = true if something in front of the gateway already checks its callers"
+            ));
+        }
+        if let Some(store) = &self.store {
+            if store != "embedded" && !store.starts_with("redis://") {
+                return Err(format!(
+                    "store: {store:?} is neither \"embedded\" nor a redis:// URL"
+                ));
+            }
+        }
         Ok(addr)
+    }
+
+    /// The front door's settings.
+    pub fn front_door(&self) -> Settings {
+        Settings {
+            timestamp_tolerance: Duration::from_secs(self.timestamp_tolerance_s),
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_s),
+            idempotency_required: self.idempotency_required,
+        }
     }
 }
 
@@ -289,11 +346,22 @@ mod tests {
             ("[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"\nstatus_path=\"/p\"", "{id}"),
             ("[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:2\"", "twice"),
             ("colour = 1", "unknown field"),
+            ("listen = \"0.0.0.0:8090\"\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"", "allow_open"),
+            ("store = \"memcached://h\"\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"", "store"),
+            ("idempotency_ttl_s = 0\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"", "idempotency_ttl_s"),
         ];
         for (text, expected) in cases {
             let e = check(text).unwrap_err();
             assert!(e.contains(expected), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn an_open_gateway_may_listen_beyond_loopback_only_when_told() {
+        let open = "listen = \"0.0.0.0:8090\"\nallow_open = true\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"";
+        assert!(check(open).is_ok());
+        let closed = "listen = \"0.0.0.0:8090\"\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"\n[[clients]]\nid=\"c\"\napi_key=\"ak_test_c1\"\nsecret_env=\"C_SECRET\"";
+        assert!(check(closed).is_ok());
     }
 
     #[test]

@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use payerr::Engine;
 use payerr_events::{EventLog, EventLogOptions};
+use payerr_frontdoor::client::Clients;
+use payerr_frontdoor::{FrontDoor, Store};
 use payerr_server::log::{Field, Logger};
 use payerr_server::request_id::RequestIds;
 use payerr_server::LogLevel;
@@ -35,7 +37,7 @@ pub fn run(config: GatewayConfig, engine: Engine) -> Result<(), String> {
     let addr = config.validate(|id| engine.dialect(id).is_some())?;
     let mut providers = BTreeMap::new();
     for p in &config.providers {
-        providers.insert(p.id.clone(), proxy::Provider::new(p.clone())?);
+        providers.insert(p.id.clone(), Arc::new(proxy::Provider::new(p.clone())?));
     }
     let events = EventLog::open(
         &config.data_dir,
@@ -45,6 +47,7 @@ pub fn run(config: GatewayConfig, engine: Engine) -> Result<(), String> {
             ..EventLogOptions::default()
         },
     )?;
+    let clients = Clients::load(&config.clients, |name| std::env::var(name).ok())?;
     let (logger, writer) =
         Logger::start(config.log_format, config.log_level, Box::new(io::stderr()));
     let logger = Arc::new(logger);
@@ -52,6 +55,19 @@ pub fn run(config: GatewayConfig, engine: Engine) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let store = runtime.block_on(Store::open(
+        config.store.as_deref(),
+        &config.data_dir,
+        &config.store_prefix,
+    ))?;
+    if clients.is_empty() {
+        logger.log(
+            LogLevel::Warn,
+            "no [[clients]] configured: the gateway is open to anyone who reaches its address (docs/client-guide.md)",
+            &[("listen", Field::Str(&config.listen))],
+        );
+    }
+    let door = FrontDoor::new(clients, store, config.front_door());
     let state = Arc::new(server::State {
         gateway: proxy::Gateway {
             engine,
@@ -60,6 +76,7 @@ pub fn run(config: GatewayConfig, engine: Engine) -> Result<(), String> {
             events,
             metrics: metrics::Metrics::default(),
         },
+        door,
         logger: logger.clone(),
         ids: RequestIds::new(),
     });

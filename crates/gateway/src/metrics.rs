@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ pub struct Metrics {
     attempts: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// provider → upstream latency.
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// front door error code → requests turned away.
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Stored idempotent answers replayed.
+    replayed: AtomicU64,
 }
 
 /// The event log's counters, read when rendering.
@@ -71,6 +76,16 @@ impl Metrics {
         }
         h.sum += seconds;
         h.count += 1;
+    }
+
+    /// Counts a request the front door turned away with `code`.
+    pub fn rejected(&self, code: &'static str) {
+        *lock(&self.rejected).entry(code).or_default() += 1;
+    }
+
+    /// Counts a stored idempotent answer replayed.
+    pub fn replayed(&self) {
+        self.replayed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -119,7 +134,20 @@ impl Metrics {
                 h.count, h.sum, h.count
             );
         }
+        counter(
+            &mut out,
+            "payerr_gateway_rejected_total",
+            "Requests the front door turned away, by error code.",
+        );
+        for (code, n) in lock(&self.rejected).iter() {
+            let _ = writeln!(out, "payerr_gateway_rejected_total{{code=\"{code}\"}} {n}");
+        }
         for (name, help, value) in [
+            (
+                "payerr_gateway_idempotent_replays_total",
+                "Stored answers replayed for a repeated Idempotency-Key.",
+                self.replayed.load(Ordering::Relaxed),
+            ),
             (
                 "payerr_gateway_events_recorded_total",
                 "Events accepted for the database.",
@@ -153,6 +181,8 @@ mod tests {
         m.request("acme", "failed");
         m.attempt("acme", "send", Duration::from_millis(3));
         m.attempt("acme", "retry", Duration::from_millis(30));
+        m.rejected("signature_invalid");
+        m.replayed();
         let text = m.render(&EventCounters {
             recorded: 2,
             written: 1,
@@ -165,6 +195,8 @@ mod tests {
             "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.05\"} 2",
             "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
             "payerr_gateway_events_written_total 1",
+            "payerr_gateway_rejected_total{code=\"signature_invalid\"} 1",
+            "payerr_gateway_idempotent_replays_total 1",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -85,7 +86,7 @@ pub struct Gateway {
     /// Settings.
     pub config: GatewayConfig,
     /// Providers by id.
-    pub providers: BTreeMap<String, Provider>,
+    pub providers: BTreeMap<String, Arc<Provider>>,
     /// Where attempts are recorded.
     pub events: EventLog,
     /// Counters.
@@ -131,7 +132,8 @@ impl Gateway {
                 .fallback
                 .as_deref()
                 .filter(|f| !tried.contains(f))
-                .and_then(|f| self.providers.get(f));
+                .and_then(|f| self.providers.get(f))
+                .map(Arc::as_ref);
             let operation = sent.operation.clone();
             let situation = Situation {
                 attempts_on_provider: on_provider,

@@ -2,26 +2,29 @@
 //! within the limit, request ids and access logs, and graceful shutdown.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use payerr_frontdoor::door::CREDENTIAL_HEADERS;
+use payerr_frontdoor::idempotency::{StoredResponse, IDEMPOTENT_REPLAYED};
+use payerr_frontdoor::{Admission, FrontDoor, Presented, Rejection};
 use payerr_server::listener::{Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::request_id::{RequestIds, REQUEST_ID};
 use payerr_server::LogLevel;
 
 use crate::metrics::EventCounters;
-use crate::proxy::{ClientRequest, Gateway};
+use crate::proxy::{Answer, ClientRequest, Gateway};
 use crate::upstream::end_to_end;
 
 /// Time a client gets to send a request head.
@@ -31,10 +34,25 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct State {
     /// The gateway.
     pub gateway: Gateway,
+    /// The checks before anything is forwarded.
+    pub door: FrontDoor,
     /// Logs.
     pub logger: Arc<Logger>,
     /// Request ids.
     pub ids: RequestIds,
+}
+
+/// What the access log says of a request beyond its method, target and status.
+#[derive(Default)]
+struct Summary {
+    /// The client's id (never its key).
+    client: Option<String>,
+    /// The front door's error code, when it turned the request away.
+    rejected: Option<&'static str>,
+    /// A replay of a stored idempotent answer.
+    replayed: bool,
+    /// Final outcome, code and attempts of a forwarded request.
+    forwarded: Option<(&'static str, String, u32)>,
 }
 
 /// A seed 000 error answered by the gateway itself.
@@ -49,15 +67,62 @@ fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response<
     response
 }
 
+/// The front door's refusal, with `Retry-After` when it has one.
+fn refusal(rejection: &Rejection) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = error(status, rejection.kind, rejection.code, &rejection.message);
+    if let Some(secs) = rejection.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// A stored answer as it was first given, marked as a replay.
+fn replay(stored: StoredResponse) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(stored.body)));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    for (name, value) in stored.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+/// An answer in the form kept for replays.
+fn stored(answer: &Answer) -> StoredResponse {
+    StoredResponse {
+        status: answer.status,
+        headers: answer
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body: answer.body.to_vec(),
+    }
+}
+
 impl State {
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: IpAddr,
+    ) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let request_id = self.ids.for_request(req.headers().get(REQUEST_ID));
         let method = req.method().clone();
         // Card numbers in a path or query never reach a log line whole.
         let target = payerr::pan::mask_pans(req.uri().path_and_query().map_or("/", |p| p.as_str()))
             .into_owned();
-        let (mut response, summary) = self.route(req, &request_id).await;
+        let mut summary = Summary::default();
+        let mut response = self.route(req, &request_id, peer, &mut summary).await;
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
@@ -72,7 +137,16 @@ impl State {
                 Field::U64(started.elapsed().as_micros() as u64),
             ),
         ];
-        if let Some((outcome, code, attempts)) = &summary {
+        if let Some(client) = &summary.client {
+            fields.push(("client", Field::Str(client)));
+        }
+        if let Some(code) = summary.rejected {
+            fields.push(("rejected", Field::Str(code)));
+        }
+        if summary.replayed {
+            fields.push(("replayed", Field::Str("true")));
+        }
+        if let Some((outcome, code, attempts)) = &summary.forwarded {
             fields.push(("outcome", Field::Str(outcome)));
             fields.push(("code", Field::Str(code)));
             fields.push(("attempts", Field::U64((*attempts).into())));
@@ -81,22 +155,20 @@ impl State {
         response
     }
 
-    /// The response, and for forwarded requests (outcome, code, attempts) for the log.
+    /// The response; what the access log should add goes into `summary`.
     async fn route(
-        &self,
+        self: &Arc<Self>,
         req: Request<Incoming>,
         request_id: &str,
-    ) -> (Response<Full<Bytes>>, Option<(&'static str, String, u32)>) {
-        let path = req.uri().path().to_owned();
+        peer: IpAddr,
+        summary: &mut Summary,
+    ) -> Response<Full<Bytes>> {
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
-        match path.as_str() {
+        match req.uri().path() {
             "/healthz" if get => {
-                return (
-                    json(
-                        Bytes::from_static(b"{\"status\":\"ok\"}"),
-                        "application/json",
-                    ),
-                    None,
+                return json(
+                    Bytes::from_static(b"{\"status\":\"ok\"}"),
+                    "application/json",
                 )
             }
             "/metrics" if get => {
@@ -107,88 +179,162 @@ impl State {
                     dropped: events.dropped(),
                 };
                 let text = self.gateway.metrics.render(&counters);
-                return (
-                    json(
-                        Bytes::from(text),
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    ),
-                    None,
+                return json(
+                    Bytes::from(text),
+                    "text/plain; version=0.0.4; charset=utf-8",
                 );
             }
             _ => {}
         }
-        let mut segments = path.trim_start_matches('/').splitn(2, '/');
-        let id = segments.next().unwrap_or_default();
-        let Some(provider) = self.gateway.providers.get(id) else {
-            let message = format!(
-                "no provider {id:?}: requests go to /{{provider_id}}/…, with a provider of the configuration ({})",
-                self.gateway.providers.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-            return (
-                error(
-                    StatusCode::NOT_FOUND,
-                    "invalid_request_error",
-                    "provider_not_found",
-                    &message,
-                ),
-                None,
-            );
-        };
-        let rest = segments.next().unwrap_or_default();
-        let (query, verdict_asked) = split_payerr_query(req.uri().query());
-        let path_and_query = match query {
-            Some(q) => format!("/{rest}?{q}"),
-            None => format!("/{rest}"),
-        };
+        // What the client signed: the target exactly as it sent it.
+        let signed_target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let (parts, body) = req.into_parts();
         let limit = self.gateway.config.max_body_bytes;
         let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<LengthLimitError>() => {
                 let message = format!("the request body is larger than {limit} bytes");
-                return (
-                    error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "invalid_request_error",
-                        "body_too_large",
-                        &message,
-                    ),
-                    None,
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request_error",
+                    "body_too_large",
+                    &message,
                 );
             }
             Err(e) => {
                 let message = format!("the request body could not be read: {e}");
-                return (
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request_error",
-                        "invalid_body",
-                        &message,
-                    ),
-                    None,
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "invalid_body",
+                    &message,
                 );
             }
         };
+        let presented = Presented {
+            method: &parts.method,
+            path_and_query: &signed_target,
+            headers: &parts.headers,
+            body: &body,
+            peer,
+        };
+        let client = match self.door.authenticate(&presented, unix_seconds()).await {
+            Ok(client) => client.map(|c| c.id.clone()),
+            Err(rejection) => return self.refuse(&rejection, summary),
+        };
+        summary.client.clone_from(&client);
+        let mut segments = parts.uri.path().trim_start_matches('/').splitn(2, '/');
+        let id = segments.next().unwrap_or_default();
+        let Some(provider) = self.gateway.providers.get(id).cloned() else {
+            let message = format!(
+                "no provider {id:?}: requests go to /{{provider_id}}/…, with a provider of the configuration ({})",
+                self.gateway.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            return error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "provider_not_found",
+                &message,
+            );
+        };
+        let ticket = match self
+            .door
+            .begin(client.as_deref().unwrap_or_default(), &presented)
+            .await
+        {
+            Ok(Admission::Forward(ticket)) => ticket,
+            Ok(Admission::Replay(stored)) => {
+                summary.replayed = true;
+                self.gateway.metrics.replayed();
+                return replay(stored);
+            }
+            Err(rejection) => return self.refuse(&rejection, summary),
+        };
+        let rest = segments.next().unwrap_or_default();
+        let (query, verdict_asked) = split_payerr_query(parts.uri.query());
+        let path_and_query = match query {
+            Some(q) => format!("/{rest}?{q}"),
+            None => format!("/{rest}"),
+        };
+        let mut headers = end_to_end(&parts.headers);
+        if !self.door.is_open() {
+            // The client's credentials are for the gateway, not for the provider.
+            for name in CREDENTIAL_HEADERS {
+                headers.remove(name);
+            }
+        }
         let request = ClientRequest {
             method: parts.method,
             path_and_query,
-            headers: end_to_end(&parts.headers),
+            headers,
             body,
             request_id: request_id.to_owned(),
             verdict_asked,
         };
-        let answer = self.gateway.forward(provider, &request).await;
+        let answer = match ticket {
+            None => self.gateway.forward(&provider, &request).await,
+            Some(ticket) => {
+                // The key's one upstream call runs on its own task, so that a client hanging up
+                // cannot cancel it between the call and the record of its answer.
+                let state = self.clone();
+                let task = tokio::spawn(async move {
+                    let answer = state.gateway.forward(&provider, &request).await;
+                    if let Err(e) = state.door.complete(&ticket, &stored(&answer)).await {
+                        state.logger.log(
+                            LogLevel::Error,
+                            "the answer could not be stored for its idempotency key; later requests with the key answer request_being_processed until it expires",
+                            &[
+                                ("request_id", Field::Str(&request.request_id)),
+                                ("error", Field::Str(&e.to_string())),
+                            ],
+                        );
+                    }
+                    answer
+                });
+                match task.await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        self.logger.log(
+                            LogLevel::Error,
+                            "forwarding failed",
+                            &[("error", Field::Str(&e.to_string()))],
+                        );
+                        return error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "api_error",
+                            "internal_error",
+                            "the gateway failed while forwarding; the outcome is unknown: query the payment before sending it again",
+                        );
+                    }
+                }
+            }
+        };
         let mut response = Response::new(Full::new(answer.body));
         *response.status_mut() =
             StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
         *response.headers_mut() = answer.headers;
-        let summary = (
+        summary.forwarded = Some((
             answer.verdict.outcome.as_str(),
             answer.verdict.code.to_string(),
             answer.attempts,
-        );
-        (response, Some(summary))
+        ));
+        response
     }
+
+    fn refuse(&self, rejection: &Rejection, summary: &mut Summary) -> Response<Full<Bytes>> {
+        summary.rejected = Some(rejection.code);
+        self.gateway.metrics.rejected(rejection.code);
+        refusal(rejection)
+    }
+}
+
+fn unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn json(body: Bytes, content_type: &'static str) -> Response<Full<Bytes>> {
@@ -238,14 +384,19 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
         header_read_timeout: HEADER_TIMEOUT,
         grace: Duration::from_millis(state.gateway.config.shutdown_grace_ms),
     };
-    let connect = |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
-        let state = state.clone();
-        let service = service_fn(move |req| {
+    let connect =
+        |stream: tokio::net::TcpStream, builder: &http1::Builder, graceful: &GracefulShutdown| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(state.handle(req).await) }
-        });
-        graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
-    };
+            // An address that cannot be read matches no allow-list but 0.0.0.0/0.
+            let peer = stream
+                .peer_addr()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
+            });
+            graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
+        };
     listener.serve(serving, connect, || {}, || {}).await;
     Ok(())
 }

@@ -57,7 +57,7 @@ fn data_dir(dir: &Path) -> PathBuf {
     dir.join("data")
 }
 
-fn provider(id: &str, dialect: &str, upstream: &str, extra: &str) -> String {
+pub fn provider(id: &str, dialect: &str, upstream: &str, extra: &str) -> String {
     format!("[[providers]]\nid = \"{id}\"\ndialect = \"{dialect}\"\nupstream = \"http://{upstream}\"\n{extra}\n")
 }
 
@@ -68,7 +68,7 @@ fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
 }
 
 /// Requests the simulator saw, by "METHOD /path".
-fn seen(sim: &Daemon, key: &str) -> u64 {
+pub fn seen(sim: &Daemon, key: &str) -> u64 {
     let stats = sim.get("/__simulator/stats").json();
     stats["requests"][key].as_u64().unwrap_or(0)
 }

@@ -2,6 +2,7 @@
 //! through real sockets, checked against its own OpenAPI document.
 
 mod commands;
+mod frontdoor;
 mod gateway;
 mod http;
 mod process;

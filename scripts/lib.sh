@@ -1,4 +1,5 @@
-# Shared by the benchmark scripts: installing what they need on a fresh machine.
+# Shared by the test and benchmark scripts: installing what they need on a fresh machine, free ports,
+# waiting for servers. Each script defines die() before sourcing this file.
 
 # need COMMAND PACKAGE: installs PACKAGE with apt-get when COMMAND is missing (as root, or with sudo).
 need() {
@@ -30,4 +31,13 @@ wait_http() {
         sleep 0.1
     done
     die "$1 did not answer within 10 s"
+}
+
+# wait_port PORT: waits up to 10 s for something to accept connections on 127.0.0.1:PORT.
+wait_port() {
+    for _ in $(seq 100); do
+        python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "nothing listens on 127.0.0.1:$1 after 10 s"
 }

@@ -1,0 +1,286 @@
+//! The front door's checks, in the documented order (docs/client-guide.md): the key, its state and
+//! address, the timestamp, the nonce, the signature, the rate; then, for a POST, the idempotency key.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Method};
+
+use crate::client::{Client, Clients};
+use crate::idempotency::{self, Claim, StoredResponse, IDEMPOTENCY_KEY};
+use crate::rejection::Rejection;
+use crate::signature;
+use crate::store::{Begun, Rate, Store, StoreError};
+
+/// Header carrying the client's API key.
+pub const API_KEY: &str = "api-key";
+/// Header carrying the request's unix time in seconds.
+pub const TIMESTAMP: &str = "timestamp";
+/// Header carrying the request's nonce.
+pub const NONCE: &str = "nonce";
+/// Header carrying the request's signature.
+pub const SIGNATURE: &str = "signature";
+/// The headers meant for the front door alone: they are not forwarded to providers.
+pub const CREDENTIAL_HEADERS: [&str; 4] = [API_KEY, TIMESTAMP, NONCE, SIGNATURE];
+/// Longest nonce accepted.
+pub const MAX_NONCE_LEN: usize = 64;
+
+/// Tunables of the checks.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Largest distance between a request's timestamp and the gateway's clock.
+    pub timestamp_tolerance: Duration,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+    /// Whether a POST without `Idempotency-Key` is refused.
+    pub idempotency_required: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timestamp_tolerance: Duration::from_secs(300),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_required: false,
+        }
+    }
+}
+
+/// A request as the front door sees it.
+pub struct Presented<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Path and query exactly as the client sent them (what it signed).
+    pub path_and_query: &'a str,
+    /// Headers.
+    pub headers: &'a HeaderMap,
+    /// Body.
+    pub body: &'a [u8],
+    /// The address the connection comes from.
+    pub peer: IpAddr,
+}
+
+/// What to do with an authenticated request.
+#[derive(Debug)]
+pub enum Admission {
+    /// Send it upstream; when it began an idempotency key, complete the ticket with the answer.
+    Forward(Option<Ticket>),
+    /// Answer the stored response of the key's first request, which has been sent upstream already.
+    Replay(StoredResponse),
+}
+
+/// An idempotency key begun by a request, to be completed with its answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ticket {
+    key: String,
+    client: String,
+}
+
+/// The checks with their clients, store and settings.
+pub struct FrontDoor {
+    clients: Clients,
+    store: Store,
+    settings: Settings,
+}
+
+impl FrontDoor {
+    /// A front door for `clients` (none: open) over `store`.
+    pub fn new(clients: Clients, store: Store, settings: Settings) -> FrontDoor {
+        FrontDoor {
+            clients,
+            store,
+            settings,
+        }
+    }
+
+    /// Whether requests come in without credentials (no clients configured).
+    pub fn is_open(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// Stores the answer of the request that began `ticket`'s key, for its replays.
+    pub async fn complete(
+        &self,
+        ticket: &Ticket,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        self.store
+            .complete(&ticket.key, &ticket.client, response)
+            .await
+    }
+
+    /// The client, checked: key, state, address, timestamp, nonce, signature, rate, in that
+    /// order. `None` when the gateway is open. `now` is the gateway's clock in unix seconds.
+    pub async fn authenticate(
+        &self,
+        req: &Presented<'_>,
+        now: i64,
+    ) -> Result<Option<Arc<Client>>, Rejection> {
+        if self.clients.is_empty() {
+            return Ok(None);
+        }
+        let header = |name: &str| req.headers.get(name).map(|v| v.as_bytes());
+        let key = header(API_KEY).filter(|k| !k.is_empty()).ok_or_else(|| {
+            Rejection::authentication(
+                "api_key_required",
+                "no API key: send your key in the Api-Key header",
+            )
+        })?;
+        let client = self.clients.get(key).ok_or_else(|| {
+            Rejection::authentication(
+                "api_key_not_found",
+                "the API key in Api-Key is not known to this gateway",
+            )
+        })?;
+        if !client.enabled {
+            return Err(Rejection::authentication(
+                "api_key_disabled",
+                "this API key is disabled",
+            ));
+        }
+        if client.expires_at.is_some_and(|t| now >= t) {
+            return Err(Rejection::authentication(
+                "api_key_expired",
+                "this API key has expired",
+            ));
+        }
+        if !client.allows(req.peer) {
+            return Err(Rejection::permission(
+                "ip_not_allowed",
+                &format!(
+                    "requests with this API key are not allowed from {}",
+                    req.peer.to_canonical()
+                ),
+            ));
+        }
+        let timestamp = header(TIMESTAMP).unwrap_or_default();
+        let tolerance = self.settings.timestamp_tolerance.as_secs();
+        let sent = std::str::from_utf8(timestamp)
+            .ok()
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<i64>().ok());
+        if sent.is_none_or(|t| t.abs_diff(now) > tolerance) {
+            return Err(Rejection::authentication(
+                "timestamp_invalid",
+                &format!(
+                    "Timestamp must be the current unix time in seconds, within {tolerance} s of the gateway's clock ({now})"
+                ),
+            ));
+        }
+        let nonce = std::str::from_utf8(header(NONCE).unwrap_or_default())
+            .ok()
+            .filter(|n| {
+                !n.is_empty() && n.len() <= MAX_NONCE_LEN && n.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .ok_or_else(|| {
+                Rejection::authentication(
+                    "nonce_invalid",
+                    &format!(
+                        "Nonce must be 1 to {MAX_NONCE_LEN} printable characters, new for every request"
+                    ),
+                )
+            })?;
+        let text = signature::signing_string(
+            req.method.as_str(),
+            req.path_and_query,
+            // Checked to be ASCII digits above.
+            std::str::from_utf8(timestamp).unwrap_or_default(),
+            nonce,
+            &signature::body_sha256_hex(req.body),
+        );
+        let signed = signature::verify(
+            client.secret(),
+            &text,
+            header(SIGNATURE).unwrap_or_default(),
+        );
+        let replayed = Rejection::authentication(
+            "request_replayed",
+            "this Nonce was already used: every request needs a new one",
+        );
+        // A nonce is claimed only by a correctly signed request, so that nobody without the
+        // secret can use up a client's nonces; a bad signature still hears of a replay first, as
+        // the documented order says.
+        let store_down = |_: StoreError| Rejection::store_unavailable();
+        if !signed {
+            if self
+                .store
+                .nonce_seen(&client.id, nonce)
+                .await
+                .map_err(store_down)?
+            {
+                return Err(replayed);
+            }
+            return Err(Rejection::authentication(
+                "signature_invalid",
+                "the Signature does not match the request: see the client guide for the signed text",
+            ));
+        }
+        // Remembered for both sides of the window: a timestamp may be `tolerance` ahead.
+        let nonce_ttl = self.settings.timestamp_tolerance * 2 + Duration::from_secs(1);
+        if !self
+            .store
+            .claim_nonce(&client.id, nonce, nonce_ttl)
+            .await
+            .map_err(store_down)?
+        {
+            return Err(replayed);
+        }
+        if let Some(bucket) = client.bucket {
+            if let Rate::Limited { retry_after } = self
+                .store
+                .take_token(&client.id, bucket)
+                .await
+                .map_err(store_down)?
+            {
+                return Err(Rejection::rate_limited(retry_after));
+            }
+        }
+        Ok(Some(client.clone()))
+    }
+
+    /// For a POST: the idempotency key checked and begun for `client` (`""` when the gateway is
+    /// open), or its stored answer. Other methods go through as they are.
+    pub async fn begin(&self, client: &str, req: &Presented<'_>) -> Result<Admission, Rejection> {
+        if req.method != Method::POST {
+            return Ok(Admission::Forward(None));
+        }
+        let Some(key) = req.headers.get(IDEMPOTENCY_KEY) else {
+            if self.settings.idempotency_required {
+                return Err(Rejection::idempotence(
+                    "invalid_key_format",
+                    "an Idempotency-Key header (a UUID v4) is required on POST",
+                ));
+            }
+            return Ok(Admission::Forward(None));
+        };
+        let key = idempotency::parse_key(key.as_bytes())?;
+        let claim = Claim {
+            client: client.to_owned(),
+            method: req.method.as_str().to_owned(),
+            path: req.path_and_query.to_owned(),
+            body_sha256: signature::body_sha256_hex(req.body),
+        };
+        let begun = self
+            .store
+            .begin(&key, &claim, self.settings.idempotency_ttl)
+            .await
+            .map_err(|_| Rejection::store_unavailable())?;
+        match begun {
+            Begun::Started => Ok(Admission::Forward(Some(Ticket {
+                key,
+                client: claim.client,
+            }))),
+            Begun::Existing(record) => {
+                record.claim.compare(&claim)?;
+                match record.response {
+                    Some(response) => Ok(Admission::Replay(response)),
+                    None => Err(Rejection::idempotence(
+                        "request_being_processed",
+                        "request is being processed: the first request with this Idempotency-Key has not been answered yet; send it again in a moment",
+                    )),
+                }
+            }
+        }
+    }
+}
