@@ -284,3 +284,129 @@ impl FrontDoor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientConfig;
+    use http::HeaderValue;
+
+    const NOW: i64 = 1_795_305_600;
+
+    /// A front door with one client (secret `s3cret`) over an embedded store in a fresh directory.
+    async fn door(settings: Settings) -> (FrontDoor, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "payerr-door-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = ClientConfig {
+            id: "shop-1".into(),
+            api_key: "ak_test_shop1".into(),
+            secret_env: "S".into(),
+            allowed_ips: vec![],
+            rate_per_s: None,
+            burst: None,
+            expires_at: None,
+            enabled: true,
+        };
+        let clients = Clients::load(&[config], |_| Some("s3cret".into())).unwrap();
+        let store = Store::open(None, &dir, "").await.unwrap();
+        (FrontDoor::new(clients, store, settings), dir)
+    }
+
+    fn headers(timestamp: i64, nonce: &str, body: &[u8], key: Option<&str>) -> HeaderMap {
+        let text = signature::signing_string(
+            "POST",
+            "/acme/pay",
+            &timestamp.to_string(),
+            nonce,
+            &signature::body_sha256_hex(body),
+        );
+        let mut h = HeaderMap::new();
+        let mut set = |name: &'static str, value: String| {
+            h.insert(name, HeaderValue::from_str(&value).unwrap());
+        };
+        set(API_KEY, "ak_test_shop1".into());
+        set(TIMESTAMP, timestamp.to_string());
+        set(NONCE, nonce.into());
+        set(SIGNATURE, signature::sign(b"s3cret", &text));
+        if let Some(key) = key {
+            set(IDEMPOTENCY_KEY, key.into());
+        }
+        h
+    }
+
+    async fn check(door: &FrontDoor, headers: &HeaderMap) -> Result<Admission, &'static str> {
+        let req = Presented {
+            method: &Method::POST,
+            path_and_query: "/acme/pay",
+            headers,
+            body: b"{}",
+            peer: "127.0.0.1".parse().unwrap(),
+        };
+        let client = door.authenticate(&req, NOW).await.map_err(|e| e.code)?;
+        assert_eq!(client.unwrap().id, "shop-1");
+        door.begin("shop-1", &req).await.map_err(|e| e.code)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_timestamp_window_is_inclusive_and_keys_can_be_required() {
+        let settings = Settings {
+            idempotency_required: true,
+            ..Settings::default()
+        };
+        let (door, dir) = door(settings).await;
+        let key = "5f0c6b1e-8a43-4d2b-9c7e-2f1a3b4c5d6e";
+        for (offset, nonce, expected) in [
+            (-300, "a", Ok(())),
+            (300, "b", Ok(())),
+            (-301, "c", Err("timestamp_invalid")),
+            (301, "d", Err("timestamp_invalid")),
+        ] {
+            let h = headers(NOW + offset, nonce, b"{}", Some(key));
+            let got = check(&door, &h).await.map(|_| ());
+            // The second in-window request finds the key in flight: it got past the clock.
+            let got = match got {
+                Err("request_being_processed") => Ok(()),
+                other => other,
+            };
+            assert_eq!(got, expected, "offset {offset}");
+        }
+        let without = headers(NOW, "e", b"{}", None);
+        assert_eq!(
+            check(&door, &without).await.map(|_| ()),
+            Err("invalid_key_format")
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_completed_key_replays_and_a_refused_signature_keeps_its_nonce() {
+        let (door, dir) = door(Settings::default()).await;
+        let key = "6a1d7c2f-9b54-4e3c-a8d7-3f2b4c5d6e7f";
+        let good = headers(NOW, "n1", b"{}", Some(key));
+        let Ok(Admission::Forward(Some(ticket))) = check(&door, &good).await else {
+            panic!("the first request is forwarded with a ticket");
+        };
+        let answer = StoredResponse {
+            status: 402,
+            headers: vec![("payerr-outcome".into(), b"failed".to_vec())],
+            body: b"{\"declined\":true}".to_vec(),
+        };
+        door.complete(&ticket, &answer).await.unwrap();
+        let mut bad = headers(NOW, "n2", b"{}", Some(key));
+        bad.insert(SIGNATURE, HeaderValue::from_static("00"));
+        assert_eq!(
+            check(&door, &bad).await.map(|_| ()),
+            Err("signature_invalid")
+        );
+        let retry = headers(NOW, "n2", b"{}", Some(key));
+        match check(&door, &retry).await {
+            Ok(Admission::Replay(stored)) => assert_eq!(stored, answer),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

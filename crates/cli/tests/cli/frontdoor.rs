@@ -717,3 +717,90 @@ fn client_guide_examples_are_accepted() {
     }
     assert_eq!(seen(&sim, "POST /v1/payments"), 3);
 }
+
+#[test]
+fn a_key_is_replayed_after_the_gateway_is_killed_and_restarted() {
+    let dir = scratch("frontdoor-restart");
+    let sim = simulator("typed-error");
+    let gw = gateway(&dir, "", &sim.addr);
+    let key = "2d8e5f3a-7f4c-4ea0-83b2-1a0f9e8d7c65";
+    let first_call = keyed("/acme/v1/payments", r#"{"amount":700}"#, key);
+    let first = first_call.send(&gw.addr);
+    assert_eq!(first.status, 200, "{}", first.text());
+    // No grace: the answer was stored before it was sent, or the key would not be replayed.
+    gw.signal("KILL");
+    drop(gw);
+
+    let gw = gateway(&dir, "", &sim.addr);
+    let again = keyed("/acme/v1/payments", r#"{"amount":700}"#, key).send(&gw.addr);
+    assert_eq!(
+        again.header("idempotent-replayed"),
+        Some("true"),
+        "{}",
+        again.text()
+    );
+    assert_eq!((again.status, &again.body), (first.status, &first.body));
+    assert_eq!(seen(&sim, "POST /v1/payments"), 1);
+    // The nonce used before the kill is still used.
+    assert_error(
+        &first_call.send(&gw.addr),
+        401,
+        "authentication_error",
+        "request_replayed",
+    );
+}
+
+#[test]
+fn an_open_gateway_warns_and_still_sends_a_key_once() {
+    let dir = scratch("frontdoor-open");
+    let sim = simulator("typed-error");
+    let gw = crate::gateway::gateway(&dir, "", &provider("acme", "typed-error", &sim.addr, ""));
+    let key = [("Idempotency-Key", "3e9f6a4b-8a5d-4fb1-94c3-2b1a0f9e8d76")];
+    let first = http::request(&gw.addr, "POST", "/acme/v1/payments", &key, b"{}");
+    let again = http::request(&gw.addr, "POST", "/acme/v1/payments", &key, b"{}");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(seen(&sim, "POST /v1/payments"), 1);
+    let (_, log) = gw.stop();
+    assert!(
+        log.iter().any(|l| l["level"] == "warn"
+            && l["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("no [[clients]] configured")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn the_gateway_does_not_start_with_an_open_or_unusable_front_door() {
+    let dir = scratch("frontdoor-start");
+    let acme = provider("acme", "typed-error", "127.0.0.1:9", "");
+    let cases = [
+        // Open to the network without saying so.
+        (
+            format!("listen = \"0.0.0.0:0\"\n{acme}"),
+            "allow_open = true",
+        ),
+        // The clients' secrets are not in this process's environment.
+        (format!("{acme}\n{CLIENTS}"), "SHOP1_SECRET is not set"),
+        // A Redis nobody listens on.
+        (
+            format!("store = \"redis://127.0.0.1:1\"\n{acme}"),
+            "127.0.0.1:1",
+        ),
+    ];
+    for (config, expected) in cases {
+        let path = dir.join("gateway.toml");
+        let data = dir.join("data");
+        fs::write(
+            &path,
+            format!("data_dir = \"{}\"\n{config}", data.display()),
+        )
+        .unwrap();
+        let out = crate::commands::payerr(&["gateway", "--config", path.to_str().unwrap()], "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+    }
+}

@@ -33,7 +33,7 @@ const VERDICT_HEADERS: [&str; 6] = [
 ];
 
 /// A gateway over `providers` (TOML `[[providers]]` tables), with `settings` at the top of the file.
-fn gateway(dir: &Path, settings: &str, providers: &str) -> Daemon {
+pub fn gateway(dir: &Path, settings: &str, providers: &str) -> Daemon {
     let config = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{settings}\n{providers}",
         data_dir(dir).display()
