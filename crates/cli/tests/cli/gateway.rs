@@ -252,7 +252,7 @@ fn a_timeout_after_sending_is_unknown_never_retried_nor_failed_over() {
         "/main/v1/payments",
         &[
             ("X-Simulate-Fault", "timeout"),
-            ("Idempotency-Key", "order-77"),
+            ("Idempotency-Key", "0f7e4c2a-9b1d-4e3f-8a5c-6d7e8f9a0b77"),
         ],
         "{}",
     );
@@ -262,13 +262,16 @@ fn a_timeout_after_sending_is_unknown_never_retried_nor_failed_over() {
     assert_eq!(reply.header("payerr-failover-safe"), Some("false"));
     assert_eq!(reply.header("payerr-attempts"), Some("1"));
     assert_eq!(reply.header("payerr-provider"), Some("main"));
-    assert_eq!(reply.header("payerr-operation-id"), Some("order-77"));
+    assert_eq!(
+        reply.header("payerr-operation-id"),
+        Some("0f7e4c2a-9b1d-4e3f-8a5c-6d7e8f9a0b77")
+    );
     let body = reply.json();
     assert_eq!(
         (body["type"].as_str(), body["code"].as_str()),
         (Some("api_error"), Some("timeout"))
     );
-    assert_eq!(body["operation_id"], "order-77");
+    assert_eq!(body["operation_id"], "0f7e4c2a-9b1d-4e3f-8a5c-6d7e8f9a0b77");
     assert_eq!(seen(&primary, "POST /v1/payments"), 1);
     let spare = fallback.get("/__simulator/stats").json();
     assert_eq!(
@@ -323,7 +326,7 @@ fn unknown_outcomes_are_polled_until_they_resolve() {
         "/rs/v1/payments",
         &[
             ("X-Simulate-Then", "INSUFFICIENT_BALANCE"),
-            ("Idempotency-Key", "pay-1"),
+            ("Idempotency-Key", "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c51"),
         ],
         "{}",
     );
@@ -335,9 +338,17 @@ fn unknown_outcomes_are_polled_until_they_resolve() {
         reply.text()
     );
     assert_eq!(reply.header("payerr-category"), Some("insufficient_funds"));
-    assert_eq!(reply.header("payerr-operation-id"), Some("pay-1"));
+    assert_eq!(
+        reply.header("payerr-operation-id"),
+        Some("1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c51")
+    );
     assert_eq!(seen(&sim, "POST /v1/payments"), 1, "never re-sent");
-    assert!(seen(&sim, "GET /v1/payments/pay-1") >= 1);
+    assert!(
+        seen(
+            &sim,
+            "GET /v1/payments/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c51"
+        ) >= 1
+    );
 
     // A timeout after sending is polled too: the operation ran, and its status says so.
     let reply = post(
@@ -345,7 +356,7 @@ fn unknown_outcomes_are_polled_until_they_resolve() {
         "/rs/v1/payments",
         &[
             ("X-Simulate-Fault", "timeout"),
-            ("Idempotency-Key", "pay-2"),
+            ("Idempotency-Key", "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c52"),
         ],
         "{}",
     );
