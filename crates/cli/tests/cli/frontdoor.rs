@@ -804,3 +804,45 @@ fn the_gateway_does_not_start_with_an_open_or_unusable_front_door() {
         assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
     }
 }
+
+#[test]
+fn without_its_store_the_gateway_forwards_nothing() {
+    // A Redis of this test's own, to be stopped under the gateway.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/test.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let dir = scratch("frontdoor-store-down");
+    let sim = simulator("typed-error");
+    let gw = gateway(
+        &dir,
+        &format!("store = \"redis://127.0.0.1:{port}\""),
+        &sim.addr,
+    );
+    let key = "4fa07b5c-9b6e-4c02-a5d4-3c2b1a0f9e87";
+    let first = keyed("/acme/v1/payments", "{}", key).send(&gw.addr);
+    assert_eq!(first.status, 200, "{}", first.text());
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    // Without its store the gateway cannot tell a repeat from a first request, nor a replayed
+    // nonce from a new one: forwarding could pay twice, so nothing goes.
+    for call in [
+        keyed("/acme/v1/payments", "{}", key),
+        Call::post("/acme/v1/payments", "{}"),
+    ] {
+        assert_error(&call.send(&gw.addr), 503, "api_error", "store_unavailable");
+    }
+    assert_eq!(seen(&sim, "POST /v1/payments"), 1);
+}
