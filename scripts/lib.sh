@@ -24,20 +24,23 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_http URL: waits up to 10 s for URL to answer.
-wait_http() {
+# within_10s WHAT COMMAND...: runs COMMAND every 0.1 s until it succeeds; dies after 10 s naming WHAT.
+within_10s() {
+    local what=$1
+    shift
     for _ in $(seq 100); do
-        python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1).read()' "$1" 2>/dev/null && return 0
+        "$@" 2>/dev/null && return 0
         sleep 0.1
     done
-    die "$1 did not answer within 10 s"
+    die "$what: not within 10 s"
+}
+
+# wait_http URL: waits up to 10 s for URL to answer.
+wait_http() {
+    within_10s "$1 answering" python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1).read()' "$1"
 }
 
 # wait_port PORT: waits up to 10 s for something to accept connections on 127.0.0.1:PORT.
 wait_port() {
-    for _ in $(seq 100); do
-        python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "nothing listens on 127.0.0.1:$1 after 10 s"
+    within_10s "127.0.0.1:$1 accepting connections" python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1"
 }

@@ -82,7 +82,7 @@ impl EventLog {
                 data_dir.display()
             )
         })?;
-        let conn = schema::open_for_writing(&schema::db_path(data_dir))?;
+        let conn = schema::SCHEMA.open_for_writing(&schema::db_path(data_dir))?;
         let (queue, receiver) = mpsc::sync_channel(options.capacity.max(1));
         let shared = Arc::new(Shared::default());
         let writer = Writer {

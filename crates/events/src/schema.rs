@@ -1,15 +1,15 @@
 //! The database file: where it lives, its schema and its versions, and how each side opens it.
 //!
-//! The file is marked as ours with `PRAGMA application_id` and versioned with `PRAGMA user_version`,
-//! so a foreign SQLite file (or a newer payerr's) is refused with a clear error instead of being
-//! written into or misread.
+//! The file is marked as ours with `PRAGMA application_id` and versioned with `PRAGMA user_version`
+//! ([`SCHEMA`], opened by [`payerr_sqlite`]), so a foreign SQLite file (or a newer payerr's) is
+//! refused with a clear error instead of being written into or misread.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use payerr::Outcome;
+use payerr_sqlite::Schema;
 use rusqlite::types::Type;
-use rusqlite::{params, Connection, OpenFlags, Row, TransactionBehavior};
+use rusqlite::{params, Connection, Row, TransactionBehavior};
 
 use crate::event::Event;
 
@@ -47,51 +47,21 @@ const MIGRATIONS: [&str; 1] = [
     CREATE INDEX events_request_id ON events (request_id, attempt);",
 ];
 
-/// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The event database for [`payerr_sqlite`]: it opens the file for writing (WAL, so readers such as
+/// the report never block the writer; `synchronous=NORMAL`) and for reading, and refuses a foreign,
+/// newer or (for reading) older or empty file.
+pub const SCHEMA: Schema = Schema {
+    name: "event database",
+    application_id: APPLICATION_ID,
+    migrations: &MIGRATIONS,
+};
 
-/// How long a statement waits for a lock held by another connection (a `sqlite3` shell, a
-/// checkpoint) before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = SCHEMA.version();
 
 /// The database file of a data directory.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join(DB_FILE)
-}
-
-/// Opens (creating if needed) the database for writing: WAL, `synchronous=NORMAL`, schema migrated
-/// to [`SCHEMA_VERSION`].
-pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
-    let fail = |e: rusqlite::Error| describe(path, &e);
-    let mut conn = Connection::open(path).map_err(fail)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    // Before changing anything (the journal mode is persistent): is the file ours, or empty?
-    check(&conn, path, false)?;
-    // WAL: readers (the report) never block the writer; NORMAL: a commit is a write to the WAL
-    // without fsync, which survives a killed process (not a power cut).
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(fail)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!(
-            "{}: cannot use write-ahead logging (journal mode {mode})",
-            path.display()
-        ));
-    }
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(fail)?;
-    migrate(&mut conn).map_err(fail)?;
-    Ok(conn)
-}
-
-/// Opens an existing database read-only, as the report does while the gateway may be writing.
-fn open_for_reading(path: &Path) -> Result<Connection, String> {
-    let fail = |e: rusqlite::Error| describe(path, &e);
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    check(&conn, path, true)?;
-    Ok(conn)
 }
 
 /// Opens the database of an existing data directory read-only; a missing directory or file is an
@@ -116,69 +86,8 @@ pub fn open_existing(data_dir: &Path) -> Result<Connection, String> {
             DB_FILE
         ));
     }
-    open_for_reading(&path)
-}
-
-/// Refuses a file this build cannot use: another application's, a newer payerr's, or (for reading,
-/// which cannot migrate) an older or empty one.
-fn check(conn: &Connection, path: &Path, reading: bool) -> Result<(), String> {
-    let (app, version, tables) = identity(conn).map_err(|e| describe(path, &e))?;
-    let problem = if app == APPLICATION_ID && version > SCHEMA_VERSION {
-        format!(
-            "the event database has schema version {version}, newer than this payerr's \
-             ({SCHEMA_VERSION}): use a newer payerr"
-        )
-    } else if app == APPLICATION_ID && reading && version < SCHEMA_VERSION {
-        format!(
-            "the event database has schema version {version}; this payerr reads version \
-             {SCHEMA_VERSION} (starting the gateway once upgrades it)"
-        )
-    } else if app == APPLICATION_ID || (app == 0 && version == 0 && tables == 0 && !reading) {
-        return Ok(());
-    } else if app == 0 && version == 0 && tables == 0 {
-        "the event database is empty: the gateway has not written to it yet".to_owned()
-    } else {
-        "not a payerr event database (another application's SQLite file)".to_owned()
-    };
-    Err(format!("{}: {problem}", path.display()))
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`] in one transaction. The version is read again under the
-/// write lock, so two processes opening a new file at once do not both create the schema.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (_, version, _) = identity(&tx)?;
-    let from = usize::try_from(version).unwrap_or(MIGRATIONS.len());
-    if from >= MIGRATIONS.len() {
-        return Ok(());
-    }
-    for step in &MIGRATIONS[from..] {
-        tx.execute_batch(step)?;
-    }
-    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()
-}
-
-/// `application_id`, `user_version` and the number of schema objects.
-fn identity(conn: &Connection) -> rusqlite::Result<(i32, i64, i64)> {
-    let app = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let tables = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-    Ok((app, version, tables))
-}
-
-/// A SQLite error as a sentence that names the file.
-fn describe(path: &Path, e: &rusqlite::Error) -> String {
-    let not_a_database = matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::NotADatabase)
-    );
-    if not_a_database {
-        format!("{}: not a payerr event database ({e})", path.display())
-    } else {
-        format!("{}: {e}", path.display())
-    }
+    // Read-only, as the report does while the gateway may be writing.
+    SCHEMA.open_for_reading(&path)
 }
 
 /// Inserts a batch (already sanitized) in one transaction.
@@ -278,14 +187,15 @@ mod tests {
         log.close()
     }
 
+    /// Opening, marking, WAL and migrating are `payerr_sqlite`'s (tested there); this is the event
+    /// database's own mark, version and schema.
     #[test]
-    fn a_new_database_is_versioned_marked_and_in_wal_mode() {
+    fn a_new_database_is_versioned_marked_and_indexed() {
         let dir = Scratch::new("new");
         write(dir.path(), &["a"]).expect("writes");
         let path = db_path(dir.path());
         assert_eq!(pragma::<i64>(&path, "user_version"), SCHEMA_VERSION);
         assert_eq!(pragma::<i32>(&path, "application_id"), APPLICATION_ID);
-        assert_eq!(pragma::<String>(&path, "journal_mode"), "wal");
         let indexes: Vec<String> = Connection::open(&path)
             .and_then(|c| {
                 let mut stmt =
@@ -334,41 +244,60 @@ mod tests {
         assert_eq!(read_events(dir.path()).expect("reads"), [e]);
     }
 
-    /// Files that are not ours give an error naming the file, and are left exactly as they were.
+    /// Files that are not ours give an error naming the file as the event database, for the
+    /// gateway (writing) and the report (reading). That they are refused untouched, and how each
+    /// case is told apart, is tested in `payerr_sqlite`.
     #[test]
-    fn foreign_newer_and_corrupt_files_are_refused_untouched() {
+    fn foreign_newer_older_empty_and_corrupt_files_are_refused_in_the_event_databases_words() {
         let dir = Scratch::new("foreign");
         std::fs::create_dir_all(dir.path()).expect("creates the directory");
         let path = db_path(dir.path());
+        let refusals = || {
+            [
+                write(dir.path(), &["a"]).expect_err("writing is refused"),
+                read_events(dir.path()).expect_err("reading is refused"),
+            ]
+        };
 
         Connection::open(&path)
             .and_then(|c| c.execute_batch("CREATE TABLE songs (title TEXT)"))
             .expect("creates another application's database");
-        let error = write(dir.path(), &["a"]).expect_err("refused");
-        assert!(error.contains("not a payerr event database"), "{error}");
-        assert!(error.contains(&path.display().to_string()), "{error}");
-        assert_eq!(pragma::<String>(&path, "journal_mode"), "delete");
-        let error = crate::read_events(dir.path()).expect_err("refused");
-        assert!(error.contains("not a payerr event database"), "{error}");
+        for error in refusals() {
+            assert!(error.contains("not a payerr event database"), "{error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+        }
+
+        std::fs::write(&path, "not a database at all".repeat(50)).expect("writes garbage");
+        for error in refusals() {
+            assert!(error.contains("not a payerr event database"), "{error}");
+        }
+
+        std::fs::remove_file(&path).expect("removes");
+        std::fs::write(&path, b"").expect("creates an empty file");
+        let error = read_events(dir.path()).expect_err("refused");
+        assert!(
+            error.contains("the event database is empty: the gateway has not written to it yet"),
+            "{error}"
+        );
+        Connection::open(&path)
+            .and_then(|c| c.pragma_update(None, "application_id", APPLICATION_ID))
+            .expect("pretends to be from an older payerr");
+        let error = read_events(dir.path()).expect_err("refused");
+        assert!(
+            error.contains(&format!(
+                "the event database has schema version 0; this payerr reads version \
+                 {SCHEMA_VERSION} (starting the gateway once upgrades it)"
+            )),
+            "{error}"
+        );
 
         std::fs::remove_file(&path).expect("removes");
         write(dir.path(), &["a"]).expect("writes");
         Connection::open(&path)
             .and_then(|c| c.pragma_update(None, "user_version", 99))
             .expect("pretends to be from a newer payerr");
-        let error = write(dir.path(), &["b"]).expect_err("refused");
-        assert!(error.contains("newer than this payerr's"), "{error}");
-
-        std::fs::remove_file(&path).expect("removes");
-        let garbage =
-            b"this is not a database, just some text long enough to have a header.....".repeat(20);
-        std::fs::write(&path, &garbage).expect("writes garbage");
-        for error in [
-            write(dir.path(), &["a"]).expect_err("refused"),
-            crate::read_events(dir.path()).expect_err("refused"),
-        ] {
-            assert!(error.contains("not a payerr event database"), "{error}");
+        for error in refusals() {
+            assert!(error.contains("newer than this payerr's"), "{error}");
         }
-        assert_eq!(std::fs::read(&path).expect("reads"), garbage);
     }
 }

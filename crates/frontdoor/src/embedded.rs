@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use payerr_sqlite::Schema;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::idempotency::{Claim, StoredResponse};
@@ -67,12 +68,14 @@ const MIGRATIONS: [&str; 1] = [
     CREATE INDEX IF NOT EXISTS idempotency_expires_ms ON idempotency (expires_ms);",
 ];
 
-/// The schema version this build writes and reads (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// How long a statement waits for a lock held by another connection (a `sqlite3` shell, a
-/// checkpoint) before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The front door's database for [`payerr_sqlite`]: it opens the file (WAL, `synchronous=NORMAL`:
+/// durable against a crash of the process, see the module documentation, not a power cut), refuses
+/// a foreign or newer file, and migrates the schema to the version this build writes and reads.
+const SCHEMA: Schema = Schema {
+    name: "front door database",
+    application_id: APPLICATION_ID,
+    migrations: &MIGRATIONS,
+};
 
 /// Time between two prunes of expired rows.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -124,7 +127,7 @@ impl EmbeddedStore {
             )
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = open_db(&path)?;
+        let conn = SCHEMA.open_for_writing(&path)?;
         Ok(EmbeddedStore {
             db: Arc::new(Mutex::new(Db {
                 conn,
@@ -315,79 +318,6 @@ impl Db {
     }
 }
 
-/// Opens the database file: WAL, `synchronous=NORMAL`, schema migrated to [`SCHEMA_VERSION`].
-fn open_db(path: &Path) -> Result<Connection, String> {
-    let fail = |e: rusqlite::Error| describe(path, &e);
-    let mut conn = Connection::open(path).map_err(fail)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    // Before changing anything (the journal mode is persistent): is the file ours, or empty?
-    check(&conn, path)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(fail)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!(
-            "{}: cannot use write-ahead logging (journal mode {mode})",
-            path.display()
-        ));
-    }
-    // Durable against a crash of the process (see the module documentation), not a power cut.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(fail)?;
-    migrate(&mut conn).map_err(fail)?;
-    Ok(conn)
-}
-
-/// Refuses a file this build cannot use: another application's or a newer payerr's.
-fn check(conn: &Connection, path: &Path) -> Result<(), String> {
-    let (app, version, objects) = identity(conn).map_err(|e| describe(path, &e))?;
-    let problem = if app == APPLICATION_ID && version > SCHEMA_VERSION {
-        format!(
-            "the front door database has schema version {version}, newer than this payerr's \
-             ({SCHEMA_VERSION}): use a newer payerr"
-        )
-    } else if app == APPLICATION_ID || (app == 0 && version == 0 && objects == 0) {
-        return Ok(());
-    } else {
-        "not a payerr front door database (another application's SQLite file)".to_owned()
-    };
-    Err(format!("{}: {problem}", path.display()))
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`] in one transaction. The version is read again under the
-/// write lock, so two processes opening a new file at once do not both create the schema.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (_, version, _) = identity(&tx)?;
-    let from = usize::try_from(version).unwrap_or(MIGRATIONS.len());
-    if from >= MIGRATIONS.len() {
-        return Ok(());
-    }
-    for step in &MIGRATIONS[from..] {
-        tx.execute_batch(step)?;
-    }
-    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()
-}
-
-/// `application_id`, `user_version` and the number of schema objects.
-fn identity(conn: &Connection) -> rusqlite::Result<(i32, i64, i64)> {
-    let app = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let objects = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-    Ok((app, version, objects))
-}
-
-/// A SQLite error at open as a sentence that names the file.
-fn describe(path: &Path, e: &rusqlite::Error) -> String {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
-        format!("{}: not a payerr front door database ({e})", path.display())
-    } else {
-        format!("{}: {e}", path.display())
-    }
-}
-
 /// A SQLite error during an operation as a [`StoreError`].
 fn fail(path: &Path, e: rusqlite::Error) -> StoreError {
     StoreError(format!("embedded store {}: {e}", path.display()))
@@ -499,56 +429,15 @@ fn expiry(now: i64, ttl: Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    //! What only the embedded store does: SQLite under the data directory (a reopen, a `kill -9`,
+    //! pruning, the file's identity), rate buckets in memory, SQLite work off the async threads.
+    //! The contract it shares with the Redis store is tested once for both, in `store`.
+
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::testutil::{claim, response, TempDir, KEY, MINUTE};
 
-    /// A fresh directory under the system's temporary one, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let path = std::env::temp_dir().join(format!(
-                "payerr-embedded-{name}-{}-{}-{nanos}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    const KEY: &str = "5f0c6b1e-8a43-4d2b-9c7e-2f1a3b4c5d6e";
-    const HOUR: Duration = Duration::from_secs(3600);
-
-    fn claim(client: &str) -> Claim {
-        Claim {
-            client: client.into(),
-            method: "POST".into(),
-            path: "/acme/payments?x=1".into(),
-            body_sha256: "ab".repeat(32),
-        }
-    }
-
-    fn response(status: u16) -> StoredResponse {
-        StoredResponse {
-            status,
-            headers: vec![
-                ("content-type".into(), b"application/json".to_vec()),
-                ("x-empty".into(), Vec::new()),
-                ("x-binary".into(), vec![0, 0xff, b'\r', b'\n']),
-            ],
-            body: (0..=255u8).chain([0, 0, 0]).collect(),
-        }
-    }
+    /// A second key, completed by [`write_state`].
+    const DONE_KEY: &str = "0a0c6b1e-8a43-4d2b-9c7e-2f1a3b4c5d6e";
 
     fn open(dir: &TempDir) -> EmbeddedStore {
         EmbeddedStore::open(&dir.0).expect("store opens")
@@ -557,7 +446,8 @@ mod tests {
     /// A second connection to the store's file, as a `sqlite3` shell would have.
     fn side_connection(dir: &TempDir) -> Connection {
         let conn = Connection::open(dir.0.join(DB_FILE)).expect("file opens");
-        conn.busy_timeout(BUSY_TIMEOUT).expect("busy timeout");
+        conn.busy_timeout(payerr_sqlite::BUSY_TIMEOUT)
+            .expect("busy timeout");
         conn
     }
 
@@ -566,64 +456,46 @@ mod tests {
             .expect("count")
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn racing_begins_start_one_call_and_replay_after_complete() {
-        let dir = TempDir::new("race");
-        let store = Arc::new(open(&dir));
-        let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move { store.begin(KEY, &claim("shop-1"), HOUR).await })
-            })
-            .collect();
-        let mut started = 0;
-        for task in tasks {
-            match task.await.expect("task runs").expect("begin answers") {
-                Begun::Started => started += 1,
-                Begun::Existing(record) => assert_eq!(
-                    record,
-                    Record {
-                        claim: claim("shop-1"),
-                        response: None
-                    }
-                ),
-            }
+    /// Leaves [`KEY`] in flight, [`DONE_KEY`] completed and nonce `n-1` claimed, all for
+    /// `shop-1`.
+    async fn write_state(store: &EmbeddedStore) {
+        for key in [KEY, DONE_KEY] {
+            assert_eq!(
+                store.begin(key, &claim("shop-1"), MINUTE).await,
+                Ok(Begun::Started)
+            );
         }
-        assert_eq!(started, 1);
-
         store
-            .complete(KEY, "shop-1", &response(201))
+            .complete(DONE_KEY, "shop-1", &response(201))
             .await
             .expect("complete");
-        let replay = store
-            .begin(KEY, &claim("shop-1"), HOUR)
-            .await
-            .expect("begin");
+        assert_eq!(store.claim_nonce("shop-1", "n-1", MINUTE).await, Ok(true));
+    }
+
+    /// What [`write_state`] left is all there.
+    async fn assert_state_kept(store: &EmbeddedStore) {
         assert_eq!(
-            replay,
-            Begun::Existing(Record {
+            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            Ok(Begun::Existing(Record {
+                claim: claim("shop-1"),
+                response: None
+            }))
+        );
+        assert_eq!(
+            store.begin(DONE_KEY, &claim("shop-1"), MINUTE).await,
+            Ok(Begun::Existing(Record {
                 claim: claim("shop-1"),
                 response: Some(response(201))
-            })
+            }))
         );
+        assert_eq!(store.nonce_seen("shop-1", "n-1").await, Ok(true));
+        assert_eq!(store.claim_nonce("shop-1", "n-1", MINUTE).await, Ok(false));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn racing_nonce_claims_and_token_takes_succeed_as_often_as_allowed() {
-        let dir = TempDir::new("race-nonce");
+    async fn racing_token_takes_succeed_as_often_as_allowed() {
+        let dir = TempDir::new("race-rate");
         let store = Arc::new(open(&dir));
-        let claims: Vec<_> = (0..100)
-            .map(|_| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move { store.claim_nonce("shop-1", "n-1", HOUR).await })
-            })
-            .collect();
-        let mut won = 0;
-        for task in claims {
-            won += usize::from(task.await.expect("task runs").expect("claim answers"));
-        }
-        assert_eq!(won, 1);
-
         // A rate slow enough that no token comes back during the test.
         let bucket = Bucket {
             per_second: 0.001,
@@ -647,145 +519,8 @@ mod tests {
         let dir = TempDir::new("reopen");
         // A directory that does not exist yet, two levels down.
         let nested = TempDir(dir.0.join("a").join("b"));
-        {
-            let store = open(&nested);
-            assert_eq!(
-                store.begin(KEY, &claim("shop-1"), HOUR).await,
-                Ok(Begun::Started)
-            );
-            assert_eq!(
-                store.begin(DONE_KEY, &claim("shop-1"), HOUR).await,
-                Ok(Begun::Started)
-            );
-            store
-                .complete(DONE_KEY, "shop-1", &response(200))
-                .await
-                .expect("complete");
-            assert_eq!(store.claim_nonce("shop-1", "n-1", HOUR).await, Ok(true));
-        }
-        let store = open(&nested);
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Existing(Record {
-                claim: claim("shop-1"),
-                response: None
-            }))
-        );
-        assert_eq!(
-            store.begin(DONE_KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Existing(Record {
-                claim: claim("shop-1"),
-                response: Some(response(200))
-            }))
-        );
-        assert_eq!(store.nonce_seen("shop-1", "n-1").await, Ok(true));
-        assert_eq!(store.claim_nonce("shop-1", "n-1", HOUR).await, Ok(false));
-    }
-
-    #[tokio::test]
-    async fn expired_records_and_nonces_count_as_absent() {
-        let dir = TempDir::new("expiry");
-        let store = open(&dir);
-        let short = Duration::from_millis(50);
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), short).await,
-            Ok(Begun::Started)
-        );
-        assert_eq!(store.claim_nonce("shop-1", "n-1", short).await, Ok(true));
-        tokio::time::sleep(Duration::from_millis(150)).await;
-
-        // Completing an expired key does nothing, and is no error.
-        assert_eq!(store.complete(KEY, "shop-1", &response(200)).await, Ok(()));
-        assert_eq!(store.nonce_seen("shop-1", "n-1").await, Ok(false));
-        assert_eq!(store.claim_nonce("shop-1", "n-1", HOUR).await, Ok(true));
-        // Another client may take an expired key: the old record says nothing any more.
-        assert_eq!(
-            store.begin(KEY, &claim("shop-2"), HOUR).await,
-            Ok(Begun::Started)
-        );
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Existing(Record {
-                claim: claim("shop-2"),
-                response: None
-            }))
-        );
-    }
-
-    #[tokio::test]
-    async fn only_the_owner_completes_and_only_once() {
-        let dir = TempDir::new("complete");
-        let store = open(&dir);
-        assert_eq!(
-            store.complete("unknown", "shop-1", &response(200)).await,
-            Ok(())
-        );
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Started)
-        );
-        store
-            .complete(KEY, "shop-2", &response(500))
-            .await
-            .expect("complete by another client");
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Existing(Record {
-                claim: claim("shop-1"),
-                response: None
-            }))
-        );
-        store
-            .complete(KEY, "shop-1", &response(201))
-            .await
-            .expect("first complete");
-        store
-            .complete(KEY, "shop-1", &response(502))
-            .await
-            .expect("second complete");
-        // A later request with another claim gets the record as it is, for the caller to compare.
-        let mut other = claim("shop-2");
-        other.path = "/acme/refunds".into();
-        assert_eq!(
-            store.begin(KEY, &other, HOUR).await,
-            Ok(Begun::Existing(Record {
-                claim: claim("shop-1"),
-                response: Some(response(201))
-            }))
-        );
-    }
-
-    #[tokio::test]
-    async fn complete_keeps_the_expiry_begin_set() {
-        let dir = TempDir::new("keep-expiry");
-        let store = open(&dir);
-        let short = Duration::from_millis(50);
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), short).await,
-            Ok(Begun::Started)
-        );
-        store
-            .complete(KEY, "shop-1", &response(200))
-            .await
-            .expect("complete");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Started)
-        );
-    }
-
-    #[tokio::test]
-    async fn nonces_are_claimed_once_per_client() {
-        let dir = TempDir::new("nonce");
-        let store = open(&dir);
-        assert_eq!(store.nonce_seen("shop-1", "n-1").await, Ok(false));
-        assert_eq!(store.claim_nonce("shop-1", "n-1", HOUR).await, Ok(true));
-        assert_eq!(store.nonce_seen("shop-1", "n-1").await, Ok(true));
-        assert_eq!(store.claim_nonce("shop-1", "n-1", HOUR).await, Ok(false));
-        assert_eq!(store.nonce_seen("shop-2", "n-1").await, Ok(false));
-        assert_eq!(store.claim_nonce("shop-2", "n-1", HOUR).await, Ok(true));
-        assert_eq!(store.nonce_seen("shop-1", "n-2").await, Ok(false));
+        write_state(&open(&nested)).await;
+        assert_state_kept(&open(&nested)).await;
     }
 
     #[tokio::test]
@@ -864,20 +599,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_file_is_marked_and_foreign_files_are_refused() {
+    async fn the_file_is_the_front_doors_and_foreign_files_are_refused_in_its_words() {
+        // Opening, marking, WAL, migrating and refusing are `payerr_sqlite`'s (tested there); this
+        // is the front door database's own mark, version and words.
         let dir = TempDir::new("identity");
         drop(open(&dir));
         let conn = side_connection(&dir);
-        let (app, version, _) = identity(&conn).expect("identity");
-        assert_eq!((app, version), (APPLICATION_ID, SCHEMA_VERSION));
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .expect("mode");
-        assert_eq!(mode, "wal");
-        // Opening again leaves a current file as it is.
-        drop(open(&dir));
+        let pragma = |name: &str| -> i64 {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .expect("pragma")
+        };
+        assert_eq!(
+            (pragma("application_id"), pragma("user_version")),
+            (i64::from(APPLICATION_ID), SCHEMA.version())
+        );
+        assert_eq!(
+            (count(&conn, "nonces"), count(&conn, "idempotency")),
+            (0, 0)
+        );
 
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        conn.pragma_update(None, "user_version", SCHEMA.version() + 1)
             .expect("bump");
         let e = EmbeddedStore::open(&dir.0).err().expect("newer is refused");
         assert!(e.contains("newer") && e.contains(DB_FILE), "{e}");
@@ -900,7 +641,10 @@ mod tests {
         let e = EmbeddedStore::open(&garbage.0)
             .err()
             .expect("garbage is refused");
-        assert!(e.contains(DB_FILE), "{e}");
+        assert!(
+            e.contains(DB_FILE) && e.contains("not a payerr front door database"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -908,7 +652,7 @@ mod tests {
         let dir = TempDir::new("corrupt");
         let store = open(&dir);
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
+            store.begin(KEY, &claim("shop-1"), MINUTE).await,
             Ok(Begun::Started)
         );
         side_connection(&dir)
@@ -918,7 +662,7 @@ mod tests {
             )
             .expect("corrupt");
         let e = store
-            .begin(KEY, &claim("shop-1"), HOUR)
+            .begin(KEY, &claim("shop-1"), MINUTE)
             .await
             .expect_err("corrupt record");
         assert!(e.0.contains(KEY) && e.0.contains("unreadable"), "{e}");
@@ -939,10 +683,10 @@ mod tests {
             assert_eq!(store.claim_nonce("shop-1", &nonce, short).await, Ok(true));
         }
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
+            store.begin(KEY, &claim("shop-1"), MINUTE).await,
             Ok(Begun::Started)
         );
-        assert_eq!(store.claim_nonce("shop-1", "long", HOUR).await, Ok(true));
+        assert_eq!(store.claim_nonce("shop-1", "long", MINUTE).await, Ok(true));
         let side = side_connection(&dir);
         // The first write pruned (nothing had expired yet); the next prune waits a minute.
         assert_eq!(
@@ -965,7 +709,6 @@ mod tests {
 
     /// Set in the child process of the crash test: the directory it writes to before it is killed.
     const CRASH_DIR: &str = "PAYERR_EMBEDDED_CRASH_DIR";
-    const DONE_KEY: &str = "0a0c6b1e-8a43-4d2b-9c7e-2f1a3b4c5d6e";
 
     /// The promise itself: what a gateway wrote before a `kill -9` is there after it. The test runs
     /// itself again as a child process that writes and then has itself killed with SIGKILL (no
@@ -975,19 +718,7 @@ mod tests {
     async fn what_was_written_before_a_kill_9_is_there_after_it() {
         if let Some(dir) = std::env::var_os(CRASH_DIR) {
             let store = EmbeddedStore::open(Path::new(&dir)).expect("child opens");
-            assert_eq!(
-                store.begin(KEY, &claim("shop-1"), HOUR).await,
-                Ok(Begun::Started)
-            );
-            assert_eq!(
-                store.begin(DONE_KEY, &claim("shop-1"), HOUR).await,
-                Ok(Begun::Started)
-            );
-            store
-                .complete(DONE_KEY, "shop-1", &response(201))
-                .await
-                .expect("complete");
-            assert_eq!(store.claim_nonce("shop-1", "n-1", HOUR).await, Ok(true));
+            write_state(&store).await;
             let _ = std::process::Command::new("sh")
                 .args(["-c", &format!("kill -9 {}", std::process::id())])
                 .status();
@@ -1017,22 +748,7 @@ mod tests {
             String::from_utf8_lossy(&child.stderr)
         );
 
-        let store = open(&dir);
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Existing(Record {
-                claim: claim("shop-1"),
-                response: None
-            }))
-        );
-        assert_eq!(
-            store.begin(DONE_KEY, &claim("shop-1"), HOUR).await,
-            Ok(Begun::Existing(Record {
-                claim: claim("shop-1"),
-                response: Some(response(201))
-            }))
-        );
-        assert_eq!(store.nonce_seen("shop-1", "n-1").await, Ok(true));
+        assert_state_kept(&open(&dir)).await;
     }
 
     #[test]
@@ -1045,9 +761,9 @@ mod tests {
             burst: 1,
         };
         send(&store.nonce_seen("c", "n"));
-        send(&store.claim_nonce("c", "n", HOUR));
+        send(&store.claim_nonce("c", "n", MINUTE));
         send(&store.take_token("c", bucket));
-        send(&store.begin(KEY, &claim("c"), HOUR));
+        send(&store.begin(KEY, &claim("c"), MINUTE));
         send(&store.complete(KEY, "c", &response(200)));
     }
 

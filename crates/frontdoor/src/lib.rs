@@ -19,6 +19,9 @@ mod resp;
 pub mod signature;
 pub mod store;
 
+#[cfg(test)]
+mod testutil;
+
 pub use door::{Admission, FrontDoor, Presented, Settings, Ticket};
 pub use rejection::Rejection;
 pub use store::Store;

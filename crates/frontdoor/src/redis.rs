@@ -633,104 +633,83 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    //! What only the Redis store does: URLs, connections and misbehaving servers, several
+    //! gateways on one Redis, the keys and ttls it leaves there, the token bucket's Lua script. The
+    //! contract it shares with the embedded store is tested once for both, in `store`.
+
     use super::*;
+    use crate::store::tests::racing_begins_start_once;
+    use crate::store::Store;
+    use crate::testutil::{
+        claim, prefix, redis_store, redis_url, response, sleep_past_short, KEY, MINUTE, SHORT,
+    };
     use std::sync::Arc;
-    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+    use std::time::Instant;
     use tokio::net::TcpListener;
 
-    fn redis_url() -> String {
-        std::env::var("PAYERR_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    /// Two stores on one prefix: two gateways sharing their state.
+    async fn two_gateways(name: &str) -> [RedisStore; 2] {
+        let prefix = prefix(name);
+        [redis_store(&prefix).await, redis_store(&prefix).await]
     }
 
-    /// A prefix no other test, run or person uses, so that tests share the Redis without seeing
-    /// each other's keys and nothing needs flushing.
-    fn prefix(name: &str) -> String {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("payerr-test:{}:{nanos}:{name}:", std::process::id())
-    }
-
-    async fn store(prefix: &str) -> RedisStore {
-        match RedisStore::connect(&redis_url(), prefix).await {
-            Ok(s) => s,
-            Err(e) => panic!(
-                "these tests need a Redis at {} (PAYERR_TEST_REDIS): {e}",
-                redis_url()
-            ),
-        }
-    }
-
-    fn claim(client: &str) -> Claim {
-        Claim {
-            client: client.to_owned(),
-            method: "POST".to_owned(),
-            path: "/acme/payments?x=1".to_owned(),
-            body_sha256: "ab".repeat(32),
-        }
-    }
-
-    fn response() -> StoredResponse {
-        StoredResponse {
-            status: 201,
-            headers: vec![
-                ("content-type".to_owned(), b"application/json".to_vec()),
-                ("x-raw".to_owned(), vec![0, 0xff, b'\r', b'\n', 0x80]),
-            ],
-            body: [
-                b"{\"id\":\"pay_1\"}".as_slice(),
-                &[0xff, 0xfe, 0, b'\r', b'\n', 0xc3],
-            ]
-            .concat(),
-        }
-    }
-
-    const KEY: &str = "5f0c6b1e-8a43-4d2b-9c7e-2f1a3b4c5d6e";
-    const MINUTE: Duration = Duration::from_secs(60);
-
-    fn credentials(t: &Target) -> Option<(Option<Vec<u8>>, Vec<u8>)> {
-        t.credentials
-            .as_ref()
-            .map(|c| (c.user.clone(), c.password.clone()))
+    /// A listener on a free local port, and its `redis://` URL.
+    async fn listen() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "redis://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        (listener, url)
     }
 
     #[test]
     fn urls_name_host_port_db_and_credentials() {
-        let t = parse_url("redis://localhost").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.db), ("localhost", 6379, 0));
-        assert!(t.credentials.is_none());
-
-        let t = parse_url("redis://10.0.0.5:6380/3").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.db), ("10.0.0.5", 6380, 3));
-
-        let t = parse_url("redis://gateway:s%40cret%3A1@cache.internal/").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.db), ("cache.internal", 6379, 0));
+        type Expected = Option<(Option<&'static [u8]>, &'static [u8])>;
+        let cases: [(&str, &str, u16, u32, Expected); 9] = [
+            ("redis://localhost", "localhost", 6379, 0, None),
+            ("redis://10.0.0.5:6380/3", "10.0.0.5", 6380, 3, None),
+            (
+                "redis://gateway:s%40cret%3A1@cache.internal/",
+                "cache.internal",
+                6379,
+                0,
+                Some((Some(b"gateway"), b"s@cret:1")),
+            ),
+            (
+                "redis://:hunter2@h:7000/15",
+                "h",
+                7000,
+                15,
+                Some((None, b"hunter2")),
+            ),
+            // Unencoded `/`, `@` and `:` in a password still work: the credentials end at the
+            // last @.
+            (
+                "redis://u:pa/ss@wo:rd@h:1/2",
+                "h",
+                1,
+                2,
+                Some((Some(b"u"), b"pa/ss@wo:rd")),
+            ),
+            ("redis://[::1]:7001/1", "::1", 7001, 1, None),
+            ("redis://[::1]", "::1", 6379, 0, None),
+            ("redis://@h", "h", 6379, 0, None),
+            ("redis://h/0", "h", 6379, 0, None),
+        ];
+        for (url, host, port, db, credentials) in cases {
+            let t = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!((t.host.as_str(), t.port, t.db), (host, port, db), "{url}");
+            let found = t
+                .credentials
+                .as_ref()
+                .map(|c| (c.user.as_deref(), c.password.as_slice()));
+            assert_eq!(found, credentials, "{url}");
+        }
         assert_eq!(
-            credentials(&t),
-            Some((Some(b"gateway".to_vec()), b"s@cret:1".to_vec()))
+            parse_url("redis://[::1]:7001/1").unwrap().address(),
+            "[::1]:7001"
         );
-
-        let t = parse_url("redis://:hunter2@h:7000/15").unwrap();
-        assert_eq!((t.port, t.db), (7000, 15));
-        assert_eq!(credentials(&t), Some((None, b"hunter2".to_vec())));
-
-        // Unencoded `/`, `@` and `:` in a password still work: the credentials end at the last @.
-        let t = parse_url("redis://u:pa/ss@wo:rd@h:1/2").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.db), ("h", 1, 2));
-        assert_eq!(
-            credentials(&t),
-            Some((Some(b"u".to_vec()), b"pa/ss@wo:rd".to_vec()))
-        );
-
-        let t = parse_url("redis://[::1]:7001/1").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.db), ("::1", 7001, 1));
-        assert_eq!(t.address(), "[::1]:7001");
-        let t = parse_url("redis://[::1]").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 6379));
-
-        let t = parse_url("redis://@h").unwrap();
-        assert!(t.credentials.is_none());
     }
 
     #[test]
@@ -814,130 +793,68 @@ mod tests {
         assert!(e.contains("cannot select the database"), "{e}");
     }
 
+    /// 200 requests on two gateways begin one key once, and either replays the answer; a nonce
+    /// claimed on one is used on the other until its ttl is over.
     #[tokio::test(flavor = "multi_thread")]
-    async fn one_key_begun_by_200_requests_on_two_gateways_starts_once() {
-        let prefix = prefix("begin-race");
-        let stores = [
-            Arc::new(store(&prefix).await),
-            Arc::new(store(&prefix).await),
-        ];
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let store = Arc::clone(&stores[i % 2]);
-                tokio::spawn(async move { store.begin(KEY, &claim("shop-1"), MINUTE).await })
-            })
-            .collect();
-        let mut started = 0;
-        for task in tasks {
-            match task.await.unwrap().unwrap() {
-                Begun::Started => started += 1,
-                Begun::Existing(record) => assert_eq!(
-                    record,
-                    Record {
-                        claim: claim("shop-1"),
-                        response: None
-                    }
-                ),
-            }
-        }
-        assert_eq!(started, 1);
+    async fn two_gateways_on_one_redis_act_as_one() {
+        let [a, b] = two_gateways("gateways").await;
+        let (a, b) = (Arc::new(Store::Redis(a)), Arc::new(Store::Redis(b)));
+        racing_begins_start_once(&[Arc::clone(&a), Arc::clone(&b)]).await;
 
-        stores[1]
-            .complete(KEY, "shop-1", &response())
-            .await
-            .unwrap();
-        for store in &stores {
-            let replay = store.begin(KEY, &claim("shop-1"), MINUTE).await.unwrap();
-            assert_eq!(
-                replay,
-                Begun::Existing(Record {
-                    claim: claim("shop-1"),
-                    response: Some(response())
-                })
-            );
-        }
+        assert_eq!(a.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(true));
+        assert_eq!(b.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(false));
+        assert_eq!(b.nonce_seen("shop-1", "n:1").await, Ok(true));
+        // And once its ttl is over, it is forgotten on both.
+        assert_eq!(a.claim_nonce("shop-1", "n:2", SHORT).await, Ok(true));
+        sleep_past_short().await;
+        assert_eq!(b.nonce_seen("shop-1", "n:2").await, Ok(false));
+        assert_eq!(b.claim_nonce("shop-1", "n:2", SHORT).await, Ok(true));
     }
 
+    /// The record keeps the ttl begin gave it: a complete neither removes nor renews it, and a
+    /// complete arriving after the record expired does not create one without a ttl.
     #[tokio::test(flavor = "multi_thread")]
-    async fn only_the_beginning_client_completes_and_only_once() {
-        let prefix = prefix("complete");
-        let store = store(&prefix).await;
+    async fn records_keep_the_ttl_begin_set() {
+        let store = redis_store(&prefix("ttl")).await;
+        let key = store.key("idem:", KEY);
         assert_eq!(
             store.begin(KEY, &claim("shop-1"), MINUTE).await,
             Ok(Begun::Started)
         );
-        let other = StoredResponse {
-            status: 500,
-            ..StoredResponse::default()
-        };
-        store.complete(KEY, "shop-2", &other).await.unwrap();
-        let in_flight = store.begin(KEY, &claim("shop-2"), MINUTE).await.unwrap();
-        // Another client sees the first client's claim, so the door can refuse it.
-        assert_eq!(
-            in_flight,
-            Begun::Existing(Record {
-                claim: claim("shop-1"),
-                response: None
-            })
-        );
-        store.complete(KEY, "shop-1", &response()).await.unwrap();
-        store.complete(KEY, "shop-1", &other).await.unwrap();
-        let Begun::Existing(record) = store.begin(KEY, &claim("shop-1"), MINUTE).await.unwrap()
-        else {
-            panic!("the key was begun")
-        };
-        assert_eq!(record.response, Some(response()));
-
-        // The ttl set by begin is the one kept.
-        let key = store.key("idem:", KEY);
+        store.complete(KEY, "shop-1", &response(201)).await.unwrap();
         let Reply::Integer(ttl) = store.call(&[b"PTTL", key.as_bytes()]).await.unwrap() else {
             panic!("PTTL answers an integer")
         };
         assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
-    }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn an_expired_record_can_be_begun_again_and_is_not_revived_by_complete() {
-        let prefix = prefix("expiry");
-        let store = store(&prefix).await;
-        let short = Duration::from_millis(50);
+        store.call(&[b"DEL", key.as_bytes()]).await.unwrap();
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), short).await,
+            store.begin(KEY, &claim("shop-1"), SHORT).await,
             Ok(Begun::Started)
         );
-        assert!(matches!(
-            store.begin(KEY, &claim("shop-1"), short).await,
-            Ok(Begun::Existing(_))
-        ));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // A completion arriving after the record expired must not create one without a ttl.
-        store.complete(KEY, "shop-1", &response()).await.unwrap();
-        let key = store.key("idem:", KEY);
+        sleep_past_short().await;
+        store.complete(KEY, "shop-1", &response(201)).await.unwrap();
         assert_eq!(
             store.call(&[b"EXISTS", key.as_bytes()]).await,
             Ok(Reply::Integer(0))
-        );
-        assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
-            Ok(Begun::Started)
         );
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn unreadable_records_are_store_errors() {
-        let prefix = prefix("corrupt");
-        let store = store(&prefix).await;
+        let store = redis_store(&prefix("corrupt")).await;
         let key = store.key("idem:", KEY);
+        let begin_fails = || async {
+            let begun = store.begin(KEY, &claim("shop-1"), MINUTE).await;
+            begun.expect_err("the record is unreadable").0
+        };
         // Not a hash: Redis's WRONGTYPE error reply.
         store
             .call(&[b"SET", key.as_bytes(), b"x", b"PX", b"60000"])
             .await
             .unwrap();
-        let e = store
-            .begin(KEY, &claim("shop-1"), MINUTE)
-            .await
-            .unwrap_err();
-        assert!(e.0.contains("WRONGTYPE"), "{e}");
+        let e = begin_fails().await;
+        assert!(e.contains("WRONGTYPE"), "{e}");
         // A hash whose response is not an encoded StoredResponse.
         store.call(&[b"DEL", key.as_bytes()]).await.unwrap();
         assert_eq!(
@@ -948,39 +865,15 @@ mod tests {
             .call(&[b"HSET", key.as_bytes(), b"response", b"\x09garbage"])
             .await
             .unwrap();
-        let e = store
-            .begin(KEY, &claim("shop-1"), MINUTE)
-            .await
-            .unwrap_err();
-        assert!(e.0.contains("unreadable"), "{e}");
+        let e = begin_fails().await;
+        assert!(e.contains("unreadable"), "{e}");
         // The connection that carried the error replies is still good.
         assert_eq!(store.nonce_seen("shop-1", "n").await, Ok(false));
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_nonce_is_claimed_once_across_gateways() {
-        let prefix = prefix("nonce");
-        let (a, b) = (store(&prefix).await, store(&prefix).await);
-        assert_eq!(a.nonce_seen("shop-1", "n:1").await, Ok(false));
-        assert_eq!(a.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(true));
-        assert_eq!(a.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(false));
-        assert_eq!(b.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(false));
-        assert_eq!(b.nonce_seen("shop-1", "n:1").await, Ok(true));
-        // Nonces are per client.
-        assert_eq!(b.nonce_seen("shop-2", "n:1").await, Ok(false));
-        assert_eq!(b.claim_nonce("shop-2", "n:1", MINUTE).await, Ok(true));
-        // And forgotten after their ttl.
-        let short = Duration::from_millis(50);
-        assert_eq!(a.claim_nonce("shop-1", "n:2", short).await, Ok(true));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(b.nonce_seen("shop-1", "n:2").await, Ok(false));
-        assert_eq!(b.claim_nonce("shop-1", "n:2", short).await, Ok(true));
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
     async fn a_bucket_starts_full_and_then_says_when_the_next_token_comes() {
-        let prefix = prefix("bucket");
-        let store = store(&prefix).await;
+        let store = redis_store(&prefix("bucket")).await;
         let slow = Bucket {
             per_second: 0.5,
             burst: 3,
@@ -1012,11 +905,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn two_gateways_share_one_rate_limit() {
-        let prefix = prefix("rate");
-        let stores = [
-            Arc::new(store(&prefix).await),
-            Arc::new(store(&prefix).await),
-        ];
+        let stores = two_gateways("rate").await.map(Arc::new);
         let bucket = Bucket {
             per_second: 20.0,
             burst: 10,
@@ -1079,11 +968,7 @@ mod tests {
     /// A server that answers PING like Redis and everything else as `fake` says. Stops when the
     /// test's runtime does.
     async fn fake_redis(fake: Fake) -> (String, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "redis://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
+        let (listener, url) = listen().await;
         let server = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 tokio::spawn(async move {
@@ -1139,11 +1024,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_server_that_goes_away_is_a_store_error() {
         // Answers the start-up PING, then closes its connection and stops listening.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "redis://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
+        let (listener, url) = listen().await;
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut chunk = [0u8; 256];
@@ -1169,11 +1050,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_non_redis_server_fails_at_connect() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "redis://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
+        let (listener, url) = listen().await;
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let mut chunk = [0u8; 256];

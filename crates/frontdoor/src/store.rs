@@ -147,3 +147,221 @@ impl Store {
         }
     }
 }
+
+/// The contract every implementation keeps, written once and run for each (the macro at the end):
+/// a key begun once however many requests race, completed only by its owner and only once, then
+/// replayed byte for byte; records and nonces absent once expired; a nonce claimed once per client.
+/// What only one implementation does (rate buckets, files, connections, URLs) is tested in its own
+/// module.
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testutil::{
+        claim, prefix, redis_store, response, sleep_past_short, TempDir, KEY, MINUTE, SHORT,
+    };
+
+    /// A key in flight for `client`, as `begin` answers it to a later request.
+    fn in_flight(client: &str) -> Begun {
+        Begun::Existing(Record {
+            claim: claim(client),
+            response: None,
+        })
+    }
+
+    /// An embedded store in a fresh directory, which lives as long as the returned guard.
+    async fn fresh_embedded(name: &str) -> (Store, TempDir) {
+        let dir = TempDir::new(name);
+        let store = Store::open(None, &dir.0, "").await;
+        (store.expect("the embedded store opens"), dir)
+    }
+
+    /// A Redis store under a key prefix of its own.
+    async fn fresh_redis(name: &str) -> (Store, ()) {
+        (Store::Redis(redis_store(&prefix(name)).await), ())
+    }
+
+    /// 200 requests race to begin one key, spread over `stores` (gateways sharing their state):
+    /// one starts the upstream call, every other one finds it in flight. Once completed, the
+    /// answer is replayed byte for byte by every store.
+    pub(crate) async fn racing_begins_start_once(stores: &[Arc<Store>]) {
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = Arc::clone(&stores[i % stores.len()]);
+                tokio::spawn(async move { store.begin(KEY, &claim("shop-1"), MINUTE).await })
+            })
+            .collect();
+        let mut started = 0;
+        for task in tasks {
+            match task.await.expect("task runs").expect("begin answers") {
+                Begun::Started => started += 1,
+                existing => assert_eq!(existing, in_flight("shop-1")),
+            }
+        }
+        assert_eq!(started, 1);
+
+        let last = &stores[stores.len() - 1];
+        let completed = last.complete(KEY, "shop-1", &response(201)).await;
+        assert_eq!(completed, Ok(()));
+        for store in stores {
+            assert_eq!(
+                store.begin(KEY, &claim("shop-1"), MINUTE).await,
+                Ok(Begun::Existing(Record {
+                    claim: claim("shop-1"),
+                    response: Some(response(201))
+                }))
+            );
+        }
+    }
+
+    /// 100 requests race to claim one nonce: one wins.
+    async fn racing_nonce_claims_win_once(store: Arc<Store>) {
+        let claims: Vec<_> = (0..100)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.claim_nonce("shop-1", "n:1", MINUTE).await })
+            })
+            .collect();
+        let mut won = 0;
+        for task in claims {
+            won += usize::from(task.await.expect("task runs").expect("claim answers"));
+        }
+        assert_eq!(won, 1);
+    }
+
+    async fn nonces_are_claimed_once_per_client(store: &Store) {
+        assert_eq!(store.nonce_seen("shop-1", "n:1").await, Ok(false));
+        assert_eq!(store.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(true));
+        assert_eq!(store.nonce_seen("shop-1", "n:1").await, Ok(true));
+        assert_eq!(store.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(false));
+        // Nonces are per client.
+        assert_eq!(store.nonce_seen("shop-2", "n:1").await, Ok(false));
+        assert_eq!(store.claim_nonce("shop-2", "n:1", MINUTE).await, Ok(true));
+        assert_eq!(store.nonce_seen("shop-1", "n:2").await, Ok(false));
+    }
+
+    async fn only_the_owner_completes_and_only_once(store: &Store) {
+        // A key never begun has nothing to complete, and that is no error.
+        assert_eq!(
+            store.complete("unknown", "shop-1", &response(200)).await,
+            Ok(())
+        );
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            Ok(Begun::Started)
+        );
+        // Another client's complete is ignored, and that client sees the first one's claim, so
+        // the door can refuse it.
+        assert_eq!(store.complete(KEY, "shop-2", &response(500)).await, Ok(()));
+        assert_eq!(
+            store.begin(KEY, &claim("shop-2"), MINUTE).await,
+            Ok(in_flight("shop-1"))
+        );
+        assert_eq!(store.complete(KEY, "shop-1", &response(201)).await, Ok(()));
+        assert_eq!(store.complete(KEY, "shop-1", &response(502)).await, Ok(()));
+        // The first answer is the one kept. A later request with another claim gets the record as
+        // it is, for the caller to compare.
+        let mut other = claim("shop-2");
+        other.path = "/acme/refunds".into();
+        for later in [claim("shop-1"), other] {
+            assert_eq!(
+                store.begin(KEY, &later, MINUTE).await,
+                Ok(Begun::Existing(Record {
+                    claim: claim("shop-1"),
+                    response: Some(response(201))
+                }))
+            );
+        }
+    }
+
+    async fn expired_records_and_nonces_count_as_absent(store: &Store) {
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), SHORT).await,
+            Ok(Begun::Started)
+        );
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), SHORT).await,
+            Ok(in_flight("shop-1"))
+        );
+        assert_eq!(store.claim_nonce("shop-1", "n:1", SHORT).await, Ok(true));
+        sleep_past_short().await;
+
+        // Completing an expired key does nothing (it does not bring the record back), and is no
+        // error.
+        assert_eq!(store.complete(KEY, "shop-1", &response(200)).await, Ok(()));
+        assert_eq!(store.nonce_seen("shop-1", "n:1").await, Ok(false));
+        assert_eq!(store.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(true));
+        // Another client may take an expired key: the old record says nothing any more.
+        assert_eq!(
+            store.begin(KEY, &claim("shop-2"), MINUTE).await,
+            Ok(Begun::Started)
+        );
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            Ok(in_flight("shop-2"))
+        );
+    }
+
+    async fn complete_keeps_the_expiry_begin_set(store: &Store) {
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), SHORT).await,
+            Ok(Begun::Started)
+        );
+        assert_eq!(store.complete(KEY, "shop-1", &response(200)).await, Ok(()));
+        sleep_past_short().await;
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            Ok(Begun::Started)
+        );
+    }
+
+    /// One test per part of the contract, in a module per implementation; `$fresh(name)` makes a
+    /// store on fresh state and a guard that keeps that state as long as the test runs.
+    macro_rules! conformance {
+        ($implementation:ident, $fresh:ident) => {
+            mod $implementation {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn racing_begins_start_one_call_and_replay_it_byte_for_byte() {
+                    let (store, _state) = $fresh("begin-race").await;
+                    racing_begins_start_once(&[Arc::new(store)]).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn racing_nonce_claims_win_once() {
+                    let (store, _state) = $fresh("nonce-race").await;
+                    super::racing_nonce_claims_win_once(Arc::new(store)).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread")]
+                async fn nonces_are_claimed_once_per_client() {
+                    let (store, _state) = $fresh("nonce").await;
+                    super::nonces_are_claimed_once_per_client(&store).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread")]
+                async fn only_the_owner_completes_and_only_once() {
+                    let (store, _state) = $fresh("complete").await;
+                    super::only_the_owner_completes_and_only_once(&store).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread")]
+                async fn expired_records_and_nonces_count_as_absent() {
+                    let (store, _state) = $fresh("expiry").await;
+                    super::expired_records_and_nonces_count_as_absent(&store).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread")]
+                async fn complete_keeps_the_expiry_begin_set() {
+                    let (store, _state) = $fresh("keep-expiry").await;
+                    super::complete_keeps_the_expiry_begin_set(&store).await;
+                }
+            }
+        };
+    }
+
+    conformance!(embedded, fresh_embedded);
+    conformance!(redis, fresh_redis);
+}

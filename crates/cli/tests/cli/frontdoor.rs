@@ -17,7 +17,7 @@ use payerr_frontdoor::signature::{body_sha256_hex, sign, signing_string};
 use serde_json::Value;
 
 use crate::commands::scratch;
-use crate::gateway::{provider, seen};
+use crate::gateway::{gateway_with_env, provider, seen};
 use crate::http::{self, Reply};
 use crate::process::{simulator, Daemon};
 
@@ -85,24 +85,11 @@ fn redis_prefix(name: &str) -> String {
 /// A gateway with `settings` and `CLIENTS` over one provider `acme` (typed-error) at `upstream`,
 /// its data under `dir`.
 fn gateway(dir: &Path, settings: &str, upstream: &str) -> Daemon {
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{settings}\n{}\n{CLIENTS}",
-        dir.join("data").display(),
-        provider("acme", "typed-error", upstream, ""),
+    let tables = format!(
+        "{}\n{CLIENTS}",
+        provider("acme", "typed-error", upstream, "")
     );
-    let path = dir.join("gateway.toml");
-    fs::write(&path, config).unwrap();
-    Daemon::start(
-        &[
-            "gateway",
-            "--config",
-            path.to_str().unwrap(),
-            "--log-format",
-            "json",
-        ],
-        &ENV,
-        dir,
-    )
+    gateway_with_env(dir, settings, &tables, &ENV)
 }
 
 fn now() -> u64 {

@@ -34,8 +34,13 @@ const VERDICT_HEADERS: [&str; 6] = [
 
 /// A gateway over `providers` (TOML `[[providers]]` tables), with `settings` at the top of the file.
 pub fn gateway(dir: &Path, settings: &str, providers: &str) -> Daemon {
+    gateway_with_env(dir, settings, providers, &[])
+}
+
+/// [`gateway`] with `tables` (providers, clients) and environment variables (the clients' secrets).
+pub fn gateway_with_env(dir: &Path, settings: &str, tables: &str, env: &[(&str, &str)]) -> Daemon {
     let config = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{settings}\n{providers}",
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{settings}\n{tables}",
         data_dir(dir).display()
     );
     let path = dir.join("gateway.toml");
@@ -48,7 +53,7 @@ pub fn gateway(dir: &Path, settings: &str, providers: &str) -> Daemon {
             "--log-format",
             "json",
         ],
-        &[],
+        env,
         dir,
     )
 }
