@@ -29,8 +29,9 @@ pub struct ClientConfig {
     /// Requests allowed at once above the average; defaults to `rate_per_s` (at least 1).
     #[serde(default)]
     pub burst: Option<u32>,
-    /// RFC 3339 time after which the key is refused, e.g. `"2027-01-01T00:00:00Z"`.
-    #[serde(default)]
+    /// RFC 3339 time after which the key is refused: `"2027-01-01T00:00:00Z"`, quoted or written as
+    /// a bare TOML date-time.
+    #[serde(default, deserialize_with = "time_text")]
     pub expires_at: Option<String>,
     /// A disabled key is refused with `api_key_disabled`.
     #[serde(default = "enabled")]
@@ -39,6 +40,30 @@ pub struct ClientConfig {
 
 fn enabled() -> bool {
     true
+}
+
+/// A time as its text, from a string or from a TOML date-time (which the TOML deserializer hands
+/// over as a one-entry map holding the text).
+fn time_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an RFC 3339 time like 2027-01-01T00:00:00Z")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<String, M::Error> {
+            match map.next_entry::<String, String>()? {
+                Some((_, text)) => Ok(text),
+                None => Err(serde::de::Error::custom(
+                    "expected an RFC 3339 time like 2027-01-01T00:00:00Z",
+                )),
+            }
+        }
+    }
+    d.deserialize_any(Text).map(Some)
 }
 
 /// A client ready for checks: secret loaded, networks and expiry parsed.
@@ -371,6 +396,17 @@ mod tests {
         assert!(!c.allows("10.0.0.1".parse().unwrap()));
         assert!(clients.get(b"ak_test_other").is_none());
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn expiry_may_be_a_bare_toml_date_time() {
+        let bare = SHOP.replace("\"2027-01-01T00:00:00Z\"", "2027-01-01T00:00:00Z");
+        let clients = Clients::load(&config(&bare), env).unwrap();
+        let c = clients.get(b"ak_test_shop1").unwrap();
+        assert_eq!(c.expires_at, Some(1_798_761_600));
+        let local = SHOP.replace("\"2027-01-01T00:00:00Z\"", "2027-01-01");
+        let e = Clients::load(&config(&local), env).unwrap_err();
+        assert!(e.contains("expires_at"), "{e}");
     }
 
     #[test]
