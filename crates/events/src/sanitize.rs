@@ -2,7 +2,7 @@
 //!
 //! Every text field of an [`Event`] goes through [`sanitize_text`] on the writer thread, whoever built
 //! the event: card numbers are masked to first 6 + last 4 by [`payerr::pan::mask_pans`] (13–19 digits
-//! passing Luhn, also grouped with spaces or dashes), and `name=value` pairs whose name looks like a
+//! passing Luhn, also grouped with spaces, dashes, `+` or `%20`, or followed by an expiry), and `name=value` pairs whose name looks like a
 //! card security code are removed whole. The path is the obvious place for such a pair (a query
 //! string), but an error text can quote the upstream URL, so every field is treated alike.
 
@@ -183,21 +183,21 @@ fn percent_decode(text: &str) -> String {
 /// is none. After [`EventLog`](crate::EventLog) wrote, `find_card_numbers` of the database file and of
 /// its `-wal` file is empty (what the gateway's tests check).
 ///
-/// A card number is what [`mask_pans`] masks: 13–19 digits passing Luhn, in one run or in groups
-/// joined by single spaces or dashes. The definition is the sanitizer's own, so the scan checks what
+/// A card number is what [`mask_pans`] masks: 13–19 digits passing Luhn, in one run (alone or with
+/// its expiry) or in groups joined by a single space, dash, `+` or `%20`. The definition is the sanitizer's own, so the scan checks what
 /// the sanitizer promises, and an id of 20 digits or more (which it keeps) is not reported. In a
 /// binary file a stored text can sit next to bytes that happen to be ASCII digits (a SQLite record
 /// header, an integer) and lengthen its run; a sanitizer bypassed by mistake shows up all the same,
 /// because then every card number of the data is stored, most with other neighbours.
 pub fn find_card_numbers(bytes: &[u8]) -> Vec<String> {
-    // Card numbers consist of digits, spaces and dashes only, so the candidates are the maximal runs
+    // Card numbers consist of digits and their joiners only, so the candidates are the maximal runs
     // of those bytes; mask_pans sees the same digit groups in a run as in the surrounding text.
     bytes
-        .split(|b| !(b.is_ascii_digit() || *b == b' ' || *b == b'-'))
+        .split(|b| !(b.is_ascii_digit() || b" -+%".contains(b)))
         .filter(|run| run.iter().filter(|b| b.is_ascii_digit()).count() >= 13)
         .filter_map(|run| std::str::from_utf8(run).ok())
         .filter(|run| matches!(mask_pans(run), Cow::Owned(_)))
-        .map(|run| run.trim_matches([' ', '-']).to_owned())
+        .map(|run| run.trim_matches([' ', '-', '+', '%']).to_owned())
         .collect()
 }
 
@@ -302,11 +302,19 @@ mod tests {
     fn finds_card_numbers_in_raw_bytes_as_the_sanitizer_defines_them() {
         let mut bytes = b"\x00\x01hdr 4111111111111111\x05".to_vec();
         bytes.extend_from_slice(b"x 5500-0055-5555-5559 y\xff");
+        bytes.extend_from_slice(b"?p=4012+8888+8888+1881&q=4111%201111%201111%201111\x00");
+        bytes.extend_from_slice(b"t=41111111111111111229;");
         // Not card numbers: masked, failing Luhn, too long to be one.
         bytes.extend_from_slice(b"411111******1111 4111111111111112 12345678901234567890123456");
         assert_eq!(
             find_card_numbers(&bytes),
-            ["4111111111111111", "5500-0055-5555-5559"]
+            [
+                "4111111111111111",
+                "5500-0055-5555-5559",
+                "4012+8888+8888+1881",
+                "4111%201111%201111%201111",
+                "41111111111111111229"
+            ]
         );
         assert!(find_card_numbers(b"").is_empty());
     }
@@ -321,6 +329,9 @@ mod tests {
             "5500-0055-5555-5559",
             "4012 8888 8888 1881",
             "378282246310005",
+            "4111+1111+1111+1111",
+            "5500%200055%205555%205559",
+            "41111111111111111229",
         ];
         for (i, pan) in pans.into_iter().enumerate() {
             let mut e = event(1, &format!("req-{pan}"), &format!("acme{pan}"), 1);

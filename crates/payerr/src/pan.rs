@@ -6,9 +6,11 @@ use std::ops::Range;
 /// Masks every card number in `text` to its first 6 and last 4 digits (`411111******1111`).
 ///
 /// A card number is 13–19 digits passing the Luhn check, written as one run or in groups separated by
-/// single spaces or dashes (`4111 1111 1111 1111`, `4111-1111-1111-1111`). Within a longer sequence of
-/// groups (a card number followed by an expiry year), the first contiguous groups that form a card
-/// number are masked. Separators are kept, so the text keeps its shape.
+/// single spaces, dashes, `+` or `%20` (`4111 1111 1111 1111`, `4111-1111-1111-1111`, and the two
+/// ways a URL writes a space). Within a longer sequence of groups (a card number followed by an
+/// expiry year), the first contiguous groups that form a card number are masked. A card number
+/// written with its expiry in one run of digits (`PAN` + `MMYY` or `YYMM`, as track data and some
+/// forms do) is masked too, expiry kept. Separators are kept, so the text keeps its shape.
 pub fn mask_pans(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     // Most texts hold too few digits to hide a card number: answer them without scanning groups.
@@ -26,14 +28,17 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
         let end = groups.last().map_or(i + 1, |g| g.end);
         let mut first = 0;
         while first < groups.len() {
-            match card_in(bytes, &groups[first..]) {
-                Some(last) => {
-                    let out = masked.get_or_insert_with(|| bytes.to_vec());
-                    mask(out, &groups[first..=first + last]);
-                    first += last + 1;
-                }
-                None => first += 1,
+            if let Some(last) = card_in(bytes, &groups[first..]) {
+                let out = masked.get_or_insert_with(|| bytes.to_vec());
+                mask(out, &groups[first..=first + last]);
+                first += last + 1;
+                continue;
             }
+            if let Some(card) = card_before_expiry(bytes, &groups[first]) {
+                let out = masked.get_or_insert_with(|| bytes.to_vec());
+                mask(out, &[card]);
+            }
+            first += 1;
         }
         i = end;
     }
@@ -44,7 +49,7 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// Runs of digits starting at `start`, joined by single spaces or dashes.
+/// Runs of digits starting at `start`, joined by a single space, dash, `+` or `%20`.
 fn digit_groups(bytes: &[u8], start: usize) -> Vec<Range<usize>> {
     let mut groups = Vec::new();
     let mut i = start;
@@ -54,13 +59,34 @@ fn digit_groups(bytes: &[u8], start: usize) -> Vec<Range<usize>> {
             i += 1;
         }
         groups.push(begin..i);
-        let joined =
-            i + 1 < bytes.len() && matches!(bytes[i], b' ' | b'-') && bytes[i + 1].is_ascii_digit();
-        if !joined {
+        let joiner = match bytes.get(i..) {
+            Some([b' ' | b'-' | b'+', ..]) => 1,
+            Some([b'%', b'2', b'0', ..]) => 3,
+            _ => 0,
+        };
+        if joiner == 0 || !bytes.get(i + joiner).is_some_and(u8::is_ascii_digit) {
             return groups;
         }
-        i += 1;
+        i += joiner;
     }
+}
+
+/// In a run of 17–23 digits, a card number followed by its expiry (`MMYY` or `YYMM`): the card's
+/// digits, if the run is one.
+fn card_before_expiry(bytes: &[u8], run: &Range<usize>) -> Option<Range<usize>> {
+    if !(17..=23).contains(&run.len()) {
+        return None;
+    }
+    let card = run.start..run.end - 4;
+    let expiry = &bytes[card.end..run.end];
+    let month = |pair: &[u8]| {
+        matches!(
+            u32::from(pair[0] - b'0') * 10 + u32::from(pair[1] - b'0'),
+            1..=12
+        )
+    };
+    let is_expiry = month(&expiry[..2]) || month(&expiry[2..]);
+    (is_expiry && luhn_valid(&bytes[card.clone()])).then_some(card)
 }
 
 /// The index of the last group of the card number that starts at `groups[0]`, if one does.
@@ -150,8 +176,31 @@ mod tests {
             mask_pans("4111 1111 1111 1111 2029"),
             "4111 11** **** 1111 2029"
         );
+        // The ways a URL writes a space join groups too.
+        assert_eq!(
+            mask_pans("/pay?card=4111+1111+1111+1111&x=1"),
+            "/pay?card=4111+11**+****+1111&x=1"
+        );
+        assert_eq!(
+            mask_pans("/pay?card=4111%201111%201111%201111"),
+            "/pay?card=4111%2011**%20****%201111"
+        );
         // Two spaces do not join groups; short groups alone are no card number.
         assert_eq!(mask_pans("4111  1111 1111 1111"), "4111  1111 1111 1111");
         assert_eq!(mask_pans("call 010-1234-5678"), "call 010-1234-5678");
+    }
+
+    #[test]
+    fn a_card_number_run_together_with_its_expiry_is_masked_expiry_kept() {
+        // PAN + MMYY and PAN + YYMM (track data).
+        assert_eq!(mask_pans("41111111111111111229"), "411111******11111229");
+        assert_eq!(
+            mask_pans("d=41111111111111112912;"),
+            "d=411111******11112912;"
+        );
+        assert_eq!(mask_pans("3782822463100051229"), "378282*****00051229");
+        // Not an expiry (month 13 both ways), or no card before it: left alone.
+        assert_eq!(mask_pans("41111111111111111313"), "41111111111111111313");
+        assert_eq!(mask_pans("41111111111111121229"), "41111111111111121229");
     }
 }
