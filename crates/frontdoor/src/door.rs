@@ -1,7 +1,9 @@
 //! The front door's checks, in the documented order (docs/client-guide.md): the key, its state and
 //! address, the timestamp, the nonce, the signature, the rate; then, for a POST, the idempotency key.
 
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -239,33 +241,46 @@ impl FrontDoor {
         Ok(Some(client.clone()))
     }
 
-    /// For a POST: the idempotency key checked and begun for `client` (`""` when the gateway is
-    /// open), or its stored answer. Other methods go through as they are.
+    /// For a request that carries `Idempotency-Key` and may change something (see
+    /// [`takes_idempotency_key`]): the key checked and begun for `client` (`""` when the gateway
+    /// is open), or its stored answer. Other requests go through as they are, except a POST
+    /// without a key when keys are required.
     pub async fn begin(&self, client: &str, req: &Presented<'_>) -> Result<Admission, Rejection> {
-        if req.method != Method::POST {
-            return Ok(Admission::Forward(None));
-        }
-        let Some(key) = req.headers.get(IDEMPOTENCY_KEY) else {
-            if self.settings.idempotency_required {
+        if !takes_idempotency_key(req.method, req.headers) {
+            if req.method == Method::POST && self.settings.idempotency_required {
                 return Err(Rejection::idempotence(
                     "invalid_key_format",
                     "an Idempotency-Key header (a UUID v4) is required on POST",
                 ));
             }
             return Ok(Admission::Forward(None));
-        };
-        let key = idempotency::parse_key(key.as_bytes())?;
+        }
+        let key = req
+            .headers
+            .get(IDEMPOTENCY_KEY)
+            .map_or(&[][..], |k| k.as_bytes());
+        let key = idempotency::parse_key(key)?;
         let claim = Claim {
             client: client.to_owned(),
             method: req.method.as_str().to_owned(),
             path: req.path_and_query.to_owned(),
             body_sha256: signature::body_sha256_hex(req.body),
         };
-        let begun = self
+        let owner = owner_token();
+        let begun = match self
             .store
-            .begin(&key, &claim, self.settings.idempotency_ttl)
+            .begin(&key, &claim, &owner, self.settings.idempotency_ttl)
             .await
-            .map_err(|_| Rejection::store_unavailable())?;
+        {
+            Ok(begun) => begun,
+            Err(_) => {
+                // The record may have been written before the answer was lost (a Redis reply
+                // timing out): give it back, if it is this request's, or the key would answer
+                // request_being_processed for its whole life with nothing ever sent.
+                let _ = self.store.release(&key, &owner).await;
+                return Err(Rejection::store_unavailable());
+            }
+        };
         match begun {
             Begun::Started => Ok(Admission::Forward(Some(Ticket {
                 key,
@@ -283,6 +298,25 @@ impl FrontDoor {
             }
         }
     }
+}
+
+/// Whether a request goes through its idempotency key: one that carries `Idempotency-Key` and
+/// may change something (any method but GET, HEAD, OPTIONS and TRACE, which only read).
+pub fn takes_idempotency_key(method: &Method, headers: &HeaderMap) -> bool {
+    let reads_only = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    !reads_only && headers.contains_key(IDEMPOTENCY_KEY)
+}
+
+/// A token no other request of any gateway holds: 128 bits from the process's random hash keys
+/// and a counter.
+fn owner_token() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let (a, b) = (RandomState::new(), RandomState::new());
+    format!("{:016x}{:016x}", a.hash_one(n), b.hash_one(n))
 }
 
 #[cfg(test)]
@@ -408,5 +442,98 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A proxy to the test Redis that holds back the reply to the first begin script for longer
+    /// than the store waits, as a slow network or a busy Redis would: the script ran, the
+    /// gateway never heard.
+    async fn redis_losing_the_first_begin_reply() -> String {
+        use std::sync::atomic::AtomicBool;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let url = crate::testutil::redis_url();
+        let authority = url.trim_start_matches("redis://");
+        let (credentials, rest) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let (host, db) = rest.split_once('/').unwrap_or((rest, ""));
+        let upstream = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:6379")
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(true));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let hold = Arc::new(AtomicBool::new(false));
+                let (armed, held) = (armed.clone(), hold.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        let begin = buf[..n].windows(8).any(|w| w == b"'owner',");
+                        if begin && armed.swap(false, Ordering::SeqCst) {
+                            held.store(true, Ordering::SeqCst);
+                        }
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                        if hold.swap(false, Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_secs(3)).await;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let credentials = if credentials.is_empty() {
+            String::new()
+        } else {
+            format!("{credentials}@")
+        };
+        let db = if db.is_empty() {
+            String::new()
+        } else {
+            format!("/{db}")
+        };
+        format!("redis://{credentials}127.0.0.1:{port}{db}")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_key_whose_begin_reply_was_lost_is_given_back() {
+        let url = redis_losing_the_first_begin_reply().await;
+        let prefix = crate::testutil::prefix("lost-begin");
+        let store = Store::open(Some(&url), std::path::Path::new("."), &prefix)
+            .await
+            .unwrap();
+        let door = FrontDoor::new(Clients::default(), store, Settings::default());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            IDEMPOTENCY_KEY,
+            HeaderValue::from_static("7d2e9f4a-1b3c-4d5e-8f6a-7b8c9d0e1f2a"),
+        );
+        let req = Presented {
+            method: &Method::POST,
+            path_and_query: "/acme/pay",
+            headers: &headers,
+            body: b"{}",
+            peer: "127.0.0.1".parse().unwrap(),
+        };
+        // The begin ran on Redis but its reply never came: nothing was forwarded, so the key is
+        // given back and the client's retry is the first request, not "being processed".
+        let lost = door.begin("", &req).await.map(|_| ()).map_err(|e| e.code);
+        assert_eq!(lost, Err("store_unavailable"));
+        match door.begin("", &req).await {
+            Ok(Admission::Forward(Some(_))) => {}
+            other => panic!("the retry is not the first request: {other:?}"),
+        }
     }
 }

@@ -47,7 +47,8 @@ const APPLICATION_ID: i32 = 0x5059_4644;
 const MIGRATIONS: [&str; 1] = [
     // Version 1. Nonces are per client, so the pair is the key. An idempotency key is one row
     // whoever sent it, because a later request from another client must be told the key is not
-    // its own. `response` stays NULL while the first request is in flight. The expiry indexes
+    // its own. `response` stays NULL while the first request is in flight; `owner` names the
+    // request that began it, so that only that request can release it unanswered. The expiry indexes
     // serve the prune.
     "CREATE TABLE IF NOT EXISTS nonces (
         client     TEXT    NOT NULL,
@@ -62,6 +63,7 @@ const MIGRATIONS: [&str; 1] = [
         method      TEXT    NOT NULL,
         path        TEXT    NOT NULL,
         body_sha256 TEXT    NOT NULL,
+        owner       TEXT    NOT NULL,
         expires_ms  INTEGER NOT NULL,
         response    BLOB
     );
@@ -216,11 +218,12 @@ impl EmbeddedStore {
         &self,
         key: &str,
         claim: &Claim,
+        owner: &str,
         ttl: Duration,
     ) -> Result<Begun, StoreError> {
-        let (key, claim) = (key.to_owned(), claim.clone());
+        let (key, claim, owner) = (key.to_owned(), claim.clone(), owner.to_owned());
         self.with_db(move |db, now| {
-            let found = begin(&mut db.conn, &key, &claim, now, expiry(now, ttl))
+            let found = begin(&mut db.conn, &key, &claim, &owner, now, expiry(now, ttl))
                 .map_err(|e| fail(&db.path, e))?;
             db.prune_if_due(now);
             match found {
@@ -241,6 +244,22 @@ impl EmbeddedStore {
                     ))),
                 },
             }
+        })
+        .await
+    }
+
+    /// Deletes `key`'s record if `owner` began it and it has no answer: a request that began a key
+    /// and then forwarded nothing gives it back.
+    pub async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.with_db(move |db, _| {
+            db.conn
+                .execute(
+                    "DELETE FROM idempotency WHERE key = ?1 AND owner = ?2 AND response IS NULL",
+                    params![key, owner],
+                )
+                .map_err(|e| fail(&db.path, e))?;
+            Ok(())
         })
         .await
     }
@@ -352,6 +371,7 @@ fn begin(
     conn: &mut Connection,
     key: &str,
     claim: &Claim,
+    owner: &str,
     now: i64,
     expires_ms: i64,
 ) -> rusqlite::Result<Option<(Claim, Option<Vec<u8>>)>> {
@@ -363,14 +383,15 @@ fn begin(
     )?;
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO idempotency
-            (key, client, method, path, body_sha256, expires_ms, response)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+            (key, client, method, path, body_sha256, owner, expires_ms, response)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
         params![
             key,
             claim.client,
             claim.method,
             claim.path,
             claim.body_sha256,
+            owner,
             expires_ms
         ],
     )?;
@@ -461,7 +482,7 @@ mod tests {
     async fn write_state(store: &EmbeddedStore) {
         for key in [KEY, DONE_KEY] {
             assert_eq!(
-                store.begin(key, &claim("shop-1"), MINUTE).await,
+                store.begin(key, &claim("shop-1"), "owner-1", MINUTE).await,
                 Ok(Begun::Started)
             );
         }
@@ -475,14 +496,16 @@ mod tests {
     /// What [`write_state`] left is all there.
     async fn assert_state_kept(store: &EmbeddedStore) {
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(Begun::Existing(Record {
                 claim: claim("shop-1"),
                 response: None
             }))
         );
         assert_eq!(
-            store.begin(DONE_KEY, &claim("shop-1"), MINUTE).await,
+            store
+                .begin(DONE_KEY, &claim("shop-1"), "owner-1", MINUTE)
+                .await,
             Ok(Begun::Existing(Record {
                 claim: claim("shop-1"),
                 response: Some(response(201))
@@ -652,7 +675,7 @@ mod tests {
         let dir = TempDir::new("corrupt");
         let store = open(&dir);
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(Begun::Started)
         );
         side_connection(&dir)
@@ -662,7 +685,7 @@ mod tests {
             )
             .expect("corrupt");
         let e = store
-            .begin(KEY, &claim("shop-1"), MINUTE)
+            .begin(KEY, &claim("shop-1"), "owner-1", MINUTE)
             .await
             .expect_err("corrupt record");
         assert!(e.0.contains(KEY) && e.0.contains("unreadable"), "{e}");
@@ -676,14 +699,14 @@ mod tests {
         for i in 0..10 {
             let key = format!("short-{i}");
             assert_eq!(
-                store.begin(&key, &claim("shop-1"), short).await,
+                store.begin(&key, &claim("shop-1"), "owner-1", short).await,
                 Ok(Begun::Started)
             );
             let nonce = format!("short-{i}");
             assert_eq!(store.claim_nonce("shop-1", &nonce, short).await, Ok(true));
         }
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(Begun::Started)
         );
         assert_eq!(store.claim_nonce("shop-1", "long", MINUTE).await, Ok(true));
@@ -763,7 +786,7 @@ mod tests {
         send(&store.nonce_seen("c", "n"));
         send(&store.claim_nonce("c", "n", MINUTE));
         send(&store.take_token("c", bucket));
-        send(&store.begin(KEY, &claim("c"), MINUTE));
+        send(&store.begin(KEY, &claim("c"), "owner-1", MINUTE));
         send(&store.complete(KEY, "c", &response(200)));
     }
 

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
 use crate::idempotency::{Claim, StoredResponse};
@@ -50,6 +51,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept for reuse; connections opened in a burst beyond this are closed after.
 const MAX_IDLE: usize = 16;
+/// Connections open at once, per gateway: a burst of requests waits for one (at most
+/// [`CONNECT_TIMEOUT`]) instead of opening hundreds, so that several gateways under load stay
+/// well within Redis's `maxclients`.
+const MAX_OPEN: usize = 64;
 /// Most reply bytes buffered at once. The parser caps each part of a reply, but an array of many
 /// capped parts could still add up; a store reply is far smaller than this.
 const MAX_BUFFERED: usize = resp::MAX_BULK + 1024 * 1024;
@@ -95,10 +100,11 @@ return {allowed, wait}
 "#;
 
 /// Begin an idempotency key. KEYS[1]: the record; ARGV: client, method, path, body_sha256, ttl in
-/// ms. Answers 1 when the record was created, else its fields and response (nil while in flight).
+/// ms, owner. Answers 1 when the record was created, else its fields and response (nil while in
+/// flight).
 const BEGIN: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'client', ARGV[1], 'method', ARGV[2], 'path', ARGV[3], 'body_sha256', ARGV[4])
+  redis.call('HSET', KEYS[1], 'client', ARGV[1], 'method', ARGV[2], 'path', ARGV[3], 'body_sha256', ARGV[4], 'owner', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   return 1
 end
@@ -122,6 +128,16 @@ redis.call('HSET', KEYS[1], 'response', ARGV[2])
 return 1
 "#;
 
+/// Release an idempotency key that was never answered. KEYS[1]: the record; ARGV: owner. Deletes
+/// the record only if this owner began it and it has no response: a record another request began,
+/// or one with an answer, stays.
+const RELEASE: &str = r#"
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] and redis.call('HEXISTS', KEYS[1], 'response') == 0 then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
 /// The front door's state in a Redis server shared by several gateways.
 pub struct RedisStore {
     target: Target,
@@ -129,6 +145,8 @@ pub struct RedisStore {
     /// Connections between operations. A plain mutex: it is held only to push or pop, never
     /// across an await.
     idle: Mutex<Vec<Connection>>,
+    /// One permit per connection in use ([`MAX_OPEN`]).
+    open: Semaphore,
 }
 
 impl RedisStore {
@@ -142,6 +160,7 @@ impl RedisStore {
             target,
             prefix: prefix.to_owned(),
             idle: Mutex::new(Vec::new()),
+            open: Semaphore::new(MAX_OPEN),
         };
         match store.call(&[b"PING"]).await.map_err(|e| e.0)? {
             Reply::Simple(s) if s == "PONG" => Ok(store),
@@ -214,16 +233,18 @@ impl RedisStore {
         &self,
         key: &str,
         claim: &Claim,
+        owner: &str,
         ttl: Duration,
     ) -> Result<Begun, StoreError> {
         let key = self.key("idem:", key);
         let ttl = millis(ttl);
-        let args: [&[u8]; 5] = [
+        let args: [&[u8]; 6] = [
             claim.client.as_bytes(),
             claim.method.as_bytes(),
             claim.path.as_bytes(),
             claim.body_sha256.as_bytes(),
             ttl.as_bytes(),
+            owner.as_bytes(),
         ];
         let reply = self.eval(BEGIN, &key, &args).await?;
         let fields = match reply {
@@ -281,6 +302,15 @@ impl RedisStore {
         }
     }
 
+    /// Deletes `key`'s record if `owner` began it and it has no answer (see [`RELEASE`]).
+    pub async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let key = self.key("idem:", key);
+        match self.eval(RELEASE, &key, &[owner.as_bytes()]).await? {
+            Reply::Integer(0 | 1) => Ok(()),
+            other => Err(self.unexpected("the release script", &other)),
+        }
+    }
+
     /// The Redis key of one record: prefix, kind, name (see the module doc).
     fn key(&self, kind: &str, name: &str) -> String {
         format!("{}{kind}{name}", self.prefix)
@@ -299,6 +329,16 @@ impl RedisStore {
     /// One command, one reply, on a pooled connection or a new one. A Redis error reply is a
     /// `StoreError` too, but leaves the connection usable.
     async fn call(&self, args: &[&[u8]]) -> Result<Reply, StoreError> {
+        let _permit = match timeout(CONNECT_TIMEOUT, self.open.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed; a wait past the timeout is Redis too slow to serve.
+            _ => {
+                return Err(self.error(&format!(
+                    "all {MAX_OPEN} connections stayed busy for {} s",
+                    CONNECT_TIMEOUT.as_secs_f64()
+                )))
+            }
+        };
         let mut conn = match self.take_idle() {
             Some(conn) => conn,
             None => Connection::open(&self.target)
@@ -643,6 +683,7 @@ mod tests {
     use crate::testutil::{
         claim, prefix, redis_store, redis_url, response, sleep_past_short, KEY, MINUTE, SHORT,
     };
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::Instant;
     use tokio::net::TcpListener;
@@ -818,7 +859,7 @@ mod tests {
         let store = redis_store(&prefix("ttl")).await;
         let key = store.key("idem:", KEY);
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(Begun::Started)
         );
         store.complete(KEY, "shop-1", &response(201)).await.unwrap();
@@ -829,7 +870,7 @@ mod tests {
 
         store.call(&[b"DEL", key.as_bytes()]).await.unwrap();
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), SHORT).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", SHORT).await,
             Ok(Begun::Started)
         );
         sleep_past_short().await;
@@ -845,7 +886,7 @@ mod tests {
         let store = redis_store(&prefix("corrupt")).await;
         let key = store.key("idem:", KEY);
         let begin_fails = || async {
-            let begun = store.begin(KEY, &claim("shop-1"), MINUTE).await;
+            let begun = store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await;
             begun.expect_err("the record is unreadable").0
         };
         // Not a hash: Redis's WRONGTYPE error reply.
@@ -858,7 +899,7 @@ mod tests {
         // A hash whose response is not an encoded StoredResponse.
         store.call(&[b"DEL", key.as_bytes()]).await.unwrap();
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(Begun::Started)
         );
         store
@@ -965,13 +1006,31 @@ mod tests {
         Silent,
     }
 
-    /// A server that answers PING like Redis and everything else as `fake` says. Stops when the
-    /// test's runtime does.
-    async fn fake_redis(fake: Fake) -> (String, tokio::task::JoinHandle<()>) {
+    /// Connections a fake server holds now.
+    #[derive(Default)]
+    struct Held {
+        now: AtomicUsize,
+    }
+
+    /// A server that answers PING like Redis and everything else as `fake` says, with the
+    /// connections it holds. Stops when the test's runtime does.
+    async fn fake_redis(fake: Fake) -> (String, tokio::task::JoinHandle<()>, Arc<Held>) {
         let (listener, url) = listen().await;
+        let held = Arc::new(Held::default());
+        let counted = held.clone();
         let server = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
+                counted.now.fetch_add(1, Ordering::SeqCst);
+                let counted = counted.clone();
                 tokio::spawn(async move {
+                    // Counted out however the connection ends.
+                    struct Out(Arc<Held>);
+                    impl Drop for Out {
+                        fn drop(&mut self) {
+                            self.0.now.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _out = Out(counted);
                     let mut buf = Vec::new();
                     loop {
                         let mut chunk = [0u8; 4096];
@@ -998,7 +1057,27 @@ mod tests {
                 });
             }
         });
-        (url, server)
+        (url, server, held)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_burst_opens_at_most_max_open_connections() {
+        let (url, _server, held) = fake_redis(Fake::Silent).await;
+        let store = Arc::new(RedisStore::connect(&url, "p:").await.unwrap());
+        let calls: Vec<_> = (0..MAX_OPEN + 40)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.nonce_seen("shop-1", &format!("n{i}")).await })
+            })
+            .collect();
+        // Halfway through the silent replies' timeout, every permit is out and the rest wait.
+        tokio::time::sleep(REPLY_TIMEOUT / 2).await;
+        let open = held.now.load(Ordering::SeqCst);
+        assert_eq!(open, MAX_OPEN, "connections open at once");
+        for call in calls {
+            // Each either waited on a silent connection or for one to be free: an error, no hang.
+            assert!(call.await.unwrap().is_err());
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -1009,7 +1088,7 @@ mod tests {
             (Fake::TooMuch, "bytes after the reply"),
             (Fake::Silent, "no reply within"),
         ] {
-            let (url, _server) = fake_redis(fake).await;
+            let (url, _server, _) = fake_redis(fake).await;
             let store = RedisStore::connect(&url, "p:").await.unwrap();
             let e = store.nonce_seen("shop-1", "n").await.unwrap_err();
             assert!(e.0.contains(says), "{e}");
@@ -1036,7 +1115,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let started = Instant::now();
         let e = store
-            .begin(KEY, &claim("shop-1"), MINUTE)
+            .begin(KEY, &claim("shop-1"), "owner-1", MINUTE)
             .await
             .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(3));

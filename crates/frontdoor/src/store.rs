@@ -85,9 +85,8 @@ impl Store {
             Some(url) if url.starts_with("redis://") => {
                 RedisStore::connect(url, prefix).await.map(Store::Redis)
             }
-            Some(other) => Err(format!(
-                "store {other:?}: expected \"embedded\" or a redis:// URL"
-            )),
+            // Not the value itself: a URL may carry a password.
+            Some(_) => Err("store: expected \"embedded\" or a redis:// URL".to_owned()),
         }
     }
 
@@ -120,17 +119,27 @@ impl Store {
         }
     }
 
-    /// Records `key` as in flight for `claim` for `ttl`, unless it is already recorded: then the
-    /// record is returned as it is.
+    /// Records `key` as in flight for `claim` for `ttl`, begun by `owner` (a token of the request),
+    /// unless it is already recorded: then the record is returned as it is.
     pub async fn begin(
         &self,
         key: &str,
         claim: &Claim,
+        owner: &str,
         ttl: Duration,
     ) -> Result<Begun, StoreError> {
         match self {
-            Store::Embedded(s) => s.begin(key, claim, ttl).await,
-            Store::Redis(s) => s.begin(key, claim, ttl).await,
+            Store::Embedded(s) => s.begin(key, claim, owner, ttl).await,
+            Store::Redis(s) => s.begin(key, claim, owner, ttl).await,
+        }
+    }
+
+    /// Deletes `key`'s record if `owner` began it and it has no answer yet: the request that began
+    /// it forwarded nothing, so the key may be used again at once.
+    pub async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.release(key, owner).await,
+            Store::Redis(s) => s.release(key, owner).await,
         }
     }
 
@@ -189,7 +198,9 @@ pub(crate) mod tests {
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let store = Arc::clone(&stores[i % stores.len()]);
-                tokio::spawn(async move { store.begin(KEY, &claim("shop-1"), MINUTE).await })
+                tokio::spawn(
+                    async move { store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await },
+                )
             })
             .collect();
         let mut started = 0;
@@ -206,7 +217,7 @@ pub(crate) mod tests {
         assert_eq!(completed, Ok(()));
         for store in stores {
             assert_eq!(
-                store.begin(KEY, &claim("shop-1"), MINUTE).await,
+                store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
                 Ok(Begun::Existing(Record {
                     claim: claim("shop-1"),
                     response: Some(response(201))
@@ -248,14 +259,14 @@ pub(crate) mod tests {
             Ok(())
         );
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(Begun::Started)
         );
         // Another client's complete is ignored, and that client sees the first one's claim, so
         // the door can refuse it.
         assert_eq!(store.complete(KEY, "shop-2", &response(500)).await, Ok(()));
         assert_eq!(
-            store.begin(KEY, &claim("shop-2"), MINUTE).await,
+            store.begin(KEY, &claim("shop-2"), "owner-1", MINUTE).await,
             Ok(in_flight("shop-1"))
         );
         assert_eq!(store.complete(KEY, "shop-1", &response(201)).await, Ok(()));
@@ -266,7 +277,7 @@ pub(crate) mod tests {
         other.path = "/acme/refunds".into();
         for later in [claim("shop-1"), other] {
             assert_eq!(
-                store.begin(KEY, &later, MINUTE).await,
+                store.begin(KEY, &later, "owner-1", MINUTE).await,
                 Ok(Begun::Existing(Record {
                     claim: claim("shop-1"),
                     response: Some(response(201))
@@ -277,11 +288,11 @@ pub(crate) mod tests {
 
     async fn expired_records_and_nonces_count_as_absent(store: &Store) {
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), SHORT).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", SHORT).await,
             Ok(Begun::Started)
         );
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), SHORT).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", SHORT).await,
             Ok(in_flight("shop-1"))
         );
         assert_eq!(store.claim_nonce("shop-1", "n:1", SHORT).await, Ok(true));
@@ -294,26 +305,54 @@ pub(crate) mod tests {
         assert_eq!(store.claim_nonce("shop-1", "n:1", MINUTE).await, Ok(true));
         // Another client may take an expired key: the old record says nothing any more.
         assert_eq!(
-            store.begin(KEY, &claim("shop-2"), MINUTE).await,
+            store.begin(KEY, &claim("shop-2"), "owner-1", MINUTE).await,
             Ok(Begun::Started)
         );
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(in_flight("shop-2"))
         );
     }
 
     async fn complete_keeps_the_expiry_begin_set(store: &Store) {
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), SHORT).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", SHORT).await,
             Ok(Begun::Started)
         );
         assert_eq!(store.complete(KEY, "shop-1", &response(200)).await, Ok(()));
         sleep_past_short().await;
         assert_eq!(
-            store.begin(KEY, &claim("shop-1"), MINUTE).await,
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
             Ok(Begun::Started)
         );
+    }
+
+    async fn only_the_owner_releases_an_unanswered_key(store: &Store) {
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), "owner-1", MINUTE).await,
+            Ok(Begun::Started)
+        );
+        // Another request's release leaves the key in flight.
+        assert_eq!(store.release(KEY, "owner-2").await, Ok(()));
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), "owner-2", MINUTE).await,
+            Ok(in_flight("shop-1"))
+        );
+        // Its own release frees it for the next request.
+        assert_eq!(store.release(KEY, "owner-1").await, Ok(()));
+        assert_eq!(
+            store.begin(KEY, &claim("shop-1"), "owner-3", MINUTE).await,
+            Ok(Begun::Started)
+        );
+        // An answered key is never released: its answer is what later requests get.
+        assert_eq!(store.complete(KEY, "shop-1", &response(201)).await, Ok(()));
+        assert_eq!(store.release(KEY, "owner-3").await, Ok(()));
+        match store.begin(KEY, &claim("shop-1"), "owner-4", MINUTE).await {
+            Ok(Begun::Existing(record)) => assert_eq!(record.response, Some(response(201))),
+            other => panic!("{other:?}"),
+        }
+        // Releasing a key nobody holds is no error.
+        assert_eq!(store.release("no-such-key", "owner-1").await, Ok(()));
     }
 
     /// One test per part of the contract, in a module per implementation; `$fresh(name)` makes a
@@ -351,6 +390,12 @@ pub(crate) mod tests {
                 async fn expired_records_and_nonces_count_as_absent() {
                     let (store, _state) = $fresh("expiry").await;
                     super::expired_records_and_nonces_count_as_absent(&store).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread")]
+                async fn only_the_owner_releases_an_unanswered_key() {
+                    let (store, _state) = $fresh("release").await;
+                    super::only_the_owner_releases_an_unanswered_key(&store).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread")]

@@ -266,10 +266,20 @@ impl GatewayConfig {
         }
         if let Some(store) = &self.store {
             if store != "embedded" && !store.starts_with("redis://") {
-                return Err(format!(
-                    "store: {store:?} is neither \"embedded\" nor a redis:// URL"
-                ));
+                // Not the value itself: a URL may carry a password.
+                return Err(
+                    "store: expected \"embedded\" or a redis:// URL (redis://[user:password@]host[:port][/db])"
+                        .to_owned(),
+                );
             }
+        }
+        // An in-flight key must outlive its request, or a second request could find it expired
+        // and send the payment again.
+        let longest_request_ms = u128::from(self.deadline_ms) + u128::from(self.shutdown_grace_ms);
+        if u128::from(self.idempotency_ttl_s) * 1000 <= longest_request_ms {
+            return Err(format!(
+                "idempotency_ttl_s must be longer than deadline_ms + shutdown_grace_ms ({longest_request_ms} ms): a key must outlive the request that began it"
+            ));
         }
         Ok(addr)
     }
@@ -349,11 +359,19 @@ mod tests {
             ("listen = \"0.0.0.0:8090\"\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"", "allow_open"),
             ("store = \"memcached://h\"\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"", "store"),
             ("idempotency_ttl_s = 0\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"", "idempotency_ttl_s"),
+            ("idempotency_ttl_s = 60\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"", "must outlive"),
         ];
         for (text, expected) in cases {
             let e = check(text).unwrap_err();
             assert!(e.contains(expected), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_store_url_that_is_refused_is_not_echoed() {
+        let text = "store = \"rediss://gw:hunter2@cache:6380/0\"\n[[providers]]\nid=\"a\"\ndialect=\"pts\"\nupstream=\"http://h:1\"";
+        let e = check(text).unwrap_err();
+        assert!(e.starts_with("store:") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use payerr_frontdoor::door::CREDENTIAL_HEADERS;
+use payerr_frontdoor::door::{takes_idempotency_key, CREDENTIAL_HEADERS};
 use payerr_frontdoor::idempotency::{StoredResponse, IDEMPOTENT_REPLAYED};
 use payerr_frontdoor::{Admission, FrontDoor, Presented, Rejection};
 use payerr_server::listener::{Listener, Serving};
@@ -24,7 +24,7 @@ use payerr_server::request_id::{RequestIds, REQUEST_ID};
 use payerr_server::LogLevel;
 
 use crate::metrics::EventCounters;
-use crate::proxy::{Answer, ClientRequest, Gateway};
+use crate::proxy::{Answer, ClientRequest, Gateway, Provider};
 use crate::upstream::end_to_end;
 
 /// Time a client gets to send a request head.
@@ -40,6 +40,37 @@ pub struct State {
     pub logger: Arc<Logger>,
     /// Request ids.
     pub ids: RequestIds,
+}
+
+/// A client request read whole.
+struct Received {
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+    /// The target as the client sent (and signed) it.
+    signed_target: String,
+    peer: IpAddr,
+}
+
+impl Received {
+    /// The request as the front door sees it.
+    fn presented(&self) -> Presented<'_> {
+        Presented {
+            method: &self.parts.method,
+            path_and_query: &self.signed_target,
+            headers: &self.parts.headers,
+            body: &self.body,
+            peer: self.peer,
+        }
+    }
+}
+
+/// An authenticated request on its way to its provider.
+struct Work {
+    received: Received,
+    /// The client's id, empty when the gateway is open.
+    client: String,
+    provider: Arc<Provider>,
+    request_id: String,
 }
 
 /// What the access log says of a request beyond its method, target and status.
@@ -214,20 +245,23 @@ impl State {
                 );
             }
         };
-        let presented = Presented {
-            method: &parts.method,
-            path_and_query: &signed_target,
-            headers: &parts.headers,
-            body: &body,
+        let received = Received {
+            parts,
+            body,
+            signed_target,
             peer,
         };
-        let client = match self.door.authenticate(&presented, unix_seconds()).await {
+        let client = match self
+            .door
+            .authenticate(&received.presented(), unix_seconds())
+            .await
+        {
             Ok(client) => client.map(|c| c.id.clone()),
             Err(rejection) => return self.refuse(&rejection, summary),
         };
         summary.client.clone_from(&client);
-        let mut segments = parts.uri.path().trim_start_matches('/').splitn(2, '/');
-        let id = segments.next().unwrap_or_default();
+        let id = received.parts.uri.path().trim_start_matches('/');
+        let id = id.split('/').next().unwrap_or_default();
         let Some(provider) = self.gateway.providers.get(id).cloned() else {
             let message = format!(
                 "no provider {id:?}: requests go to /{{provider_id}}/…, with a provider of the configuration ({})",
@@ -240,9 +274,54 @@ impl State {
                 &message,
             );
         };
+        let work = Work {
+            received,
+            client: client.unwrap_or_default(),
+            provider,
+            request_id: request_id.to_owned(),
+        };
+        let parts = &work.received.parts;
+        if !takes_idempotency_key(&parts.method, &parts.headers) {
+            return self.admit_and_forward(work, summary).await;
+        }
+        // A key's record, its one upstream call and the record of its answer all run on a task of
+        // their own: a client hanging up cannot cancel them half way, which would leave the key in
+        // flight with nothing sent, or sent with no answer kept.
+        let state = self.clone();
+        let task = tokio::spawn(async move {
+            let mut summary = Summary::default();
+            let response = state.admit_and_forward(work, &mut summary).await;
+            (response, summary)
+        });
+        match task.await {
+            Ok((response, done)) => {
+                summary.rejected = done.rejected;
+                summary.replayed = done.replayed;
+                summary.forwarded = done.forwarded;
+                response
+            }
+            Err(e) => {
+                self.logger.log(
+                    LogLevel::Error,
+                    "forwarding failed",
+                    &[("error", Field::Str(&e.to_string()))],
+                );
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "api_error",
+                    "internal_error",
+                    "the gateway failed while forwarding; the outcome is unknown: query the payment before sending it again",
+                )
+            }
+        }
+    }
+
+    /// An authenticated request to a known provider: its idempotency key checked and begun, then
+    /// forwarded and its answer stored for the key, or the key's stored answer replayed.
+    async fn admit_and_forward(&self, work: Work, summary: &mut Summary) -> Response<Full<Bytes>> {
         let ticket = match self
             .door
-            .begin(client.as_deref().unwrap_or_default(), &presented)
+            .begin(&work.client, &work.received.presented())
             .await
         {
             Ok(Admission::Forward(ticket)) => ticket,
@@ -253,7 +332,14 @@ impl State {
             }
             Err(rejection) => return self.refuse(&rejection, summary),
         };
-        let rest = segments.next().unwrap_or_default();
+        let Work {
+            received: Received { parts, body, .. },
+            provider,
+            request_id,
+            ..
+        } = work;
+        let rest = parts.uri.path().trim_start_matches('/');
+        let rest = rest.split_once('/').map_or("", |(_, rest)| rest);
         let (query, verdict_asked) = split_payerr_query(parts.uri.query());
         let path_and_query = match query {
             Some(q) => format!("/{rest}?{q}"),
@@ -271,47 +357,22 @@ impl State {
             path_and_query,
             headers,
             body,
-            request_id: request_id.to_owned(),
+            request_id,
             verdict_asked,
         };
-        let answer = match ticket {
-            None => self.gateway.forward(&provider, &request).await,
-            Some(ticket) => {
-                // The key's one upstream call runs on its own task, so that a client hanging up
-                // cannot cancel it between the call and the record of its answer.
-                let state = self.clone();
-                let task = tokio::spawn(async move {
-                    let answer = state.gateway.forward(&provider, &request).await;
-                    if let Err(e) = state.door.complete(&ticket, &stored(&answer)).await {
-                        state.logger.log(
-                            LogLevel::Error,
-                            "the answer could not be stored for its idempotency key; later requests with the key answer request_being_processed until it expires",
-                            &[
-                                ("request_id", Field::Str(&request.request_id)),
-                                ("error", Field::Str(&e.to_string())),
-                            ],
-                        );
-                    }
-                    answer
-                });
-                match task.await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        self.logger.log(
-                            LogLevel::Error,
-                            "forwarding failed",
-                            &[("error", Field::Str(&e.to_string()))],
-                        );
-                        return error(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "api_error",
-                            "internal_error",
-                            "the gateway failed while forwarding; the outcome is unknown: query the payment before sending it again",
-                        );
-                    }
-                }
+        let answer = self.gateway.forward(&provider, &request).await;
+        if let Some(ticket) = ticket {
+            if let Err(e) = self.door.complete(&ticket, &stored(&answer)).await {
+                self.logger.log(
+                    LogLevel::Error,
+                    "the answer could not be stored for its idempotency key; later requests with the key answer request_being_processed until it expires",
+                    &[
+                        ("request_id", Field::Str(&request.request_id)),
+                        ("error", Field::Str(&e.to_string())),
+                    ],
+                );
             }
-        };
+        }
         let mut response = Response::new(Full::new(answer.body));
         *response.status_mut() =
             StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);

@@ -175,6 +175,33 @@ impl<'a> Call<'a> {
     fn send(&self, addr: &str) -> Reply {
         self.send_with(addr, &[], None)
     }
+
+    /// Sends it with `extra` headers and hangs up without reading the answer.
+    fn send_and_hang_up(&self, addr: &str, extra: &[(&str, &str)]) {
+        let mut text = format!(
+            "{} {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nApi-Key: {}\r\nTimestamp: {}\r\nNonce: {}\r\nSignature: {}\r\n",
+            self.method,
+            self.target,
+            self.body.len(),
+            self.key,
+            self.timestamp,
+            self.nonce,
+            self.signature()
+        );
+        for (name, value) in self
+            .idempotency_key
+            .map(|k| ("Idempotency-Key", k))
+            .iter()
+            .chain(extra)
+        {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
+        text.push_str(self.body);
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(text.as_bytes()).unwrap();
+        thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Asserts a seed 000 error with its status.
@@ -467,8 +494,11 @@ fn idempotency_keys_replay_or_refuse_as_seed_000_says() {
     let mut other_client = keyed("/acme/v1/payments", body, key);
     other_client.key = "ak_test_shop2";
     other_client.secret = OTHER_SECRET;
+    let mut put = keyed("/acme/v1/payments", body, key);
+    put.method = "PUT";
     let refusals = [
         (other_client, "key_mismatch_account"),
+        (put, "key_mismatch_api"),
         (keyed("/acme/v1/refunds", body, key), "key_mismatch_api"),
         (
             keyed("/acme/v1/payments?capture=false", body, key),
@@ -703,6 +733,29 @@ fn client_guide_examples_are_accepted() {
         );
     }
     assert_eq!(seen(&sim, "POST /v1/payments"), 3);
+}
+
+#[test]
+fn a_client_that_hangs_up_finds_its_answer_under_the_key() {
+    let dir = scratch("frontdoor-hang-up");
+    let sim = simulator("typed-error");
+    let gw = gateway(&dir, "", &sim.addr);
+    let key = "5ab18c6d-0c7f-4d13-b6e5-4d3c2b1a0f98";
+    // The provider takes a second; the client gives up after 200 ms.
+    keyed("/acme/v1/payments", r#"{"amount":900}"#, key)
+        .send_and_hang_up(&gw.addr, &[("X-Simulate-Fault", "slow:1000")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        let reply = keyed("/acme/v1/payments", r#"{"amount":900}"#, key).send(&gw.addr);
+        if reply.header("idempotent-replayed").is_some() || Instant::now() > deadline {
+            break reply;
+        }
+        assert_error(&reply, 400, "idempotence_error", "request_being_processed");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(seen(&sim, "POST /v1/payments"), 1);
 }
 
 #[test]
