@@ -302,7 +302,7 @@ impl FrontDoor {
 
 /// Whether a request goes through its idempotency key: one that carries `Idempotency-Key` and
 /// may change something (any method but GET, HEAD, OPTIONS and TRACE, which only read).
-pub fn takes_idempotency_key(method: &Method, headers: &HeaderMap) -> bool {
+fn takes_idempotency_key(method: &Method, headers: &HeaderMap) -> bool {
     let reads_only = matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE

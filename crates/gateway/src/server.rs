@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use payerr_frontdoor::door::{takes_idempotency_key, CREDENTIAL_HEADERS};
+use payerr_frontdoor::door::CREDENTIAL_HEADERS;
 use payerr_frontdoor::idempotency::{StoredResponse, IDEMPOTENT_REPLAYED};
 use payerr_frontdoor::{Admission, FrontDoor, Presented, Rejection};
 use payerr_server::listener::{Listener, Serving};
@@ -188,7 +188,7 @@ impl State {
 
     /// The response; what the access log should add goes into `summary`.
     async fn route(
-        self: &Arc<Self>,
+        &self,
         req: Request<Incoming>,
         request_id: &str,
         peer: IpAddr,
@@ -280,40 +280,7 @@ impl State {
             provider,
             request_id: request_id.to_owned(),
         };
-        let parts = &work.received.parts;
-        if !takes_idempotency_key(&parts.method, &parts.headers) {
-            return self.admit_and_forward(work, summary).await;
-        }
-        // A key's record, its one upstream call and the record of its answer all run on a task of
-        // their own: a client hanging up cannot cancel them half way, which would leave the key in
-        // flight with nothing sent, or sent with no answer kept.
-        let state = self.clone();
-        let task = tokio::spawn(async move {
-            let mut summary = Summary::default();
-            let response = state.admit_and_forward(work, &mut summary).await;
-            (response, summary)
-        });
-        match task.await {
-            Ok((response, done)) => {
-                summary.rejected = done.rejected;
-                summary.replayed = done.replayed;
-                summary.forwarded = done.forwarded;
-                response
-            }
-            Err(e) => {
-                self.logger.log(
-                    LogLevel::Error,
-                    "forwarding failed",
-                    &[("error", Field::Str(&e.to_string()))],
-                );
-                error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "api_error",
-                    "internal_error",
-                    "the gateway failed while forwarding; the outcome is unknown: query the payment before sending it again",
-                )
-            }
-        }
+        self.admit_and_forward(work, summary).await
     }
 
     /// An authenticated request to a known provider: its idempotency key checked and begun, then
@@ -445,19 +412,33 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
         header_read_timeout: HEADER_TIMEOUT,
         grace: Duration::from_millis(state.gateway.config.shutdown_grace_ms),
     };
-    let connect =
-        |stream: tokio::net::TcpStream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+    let connect = |stream: tokio::net::TcpStream,
+                   builder: &http1::Builder,
+                   graceful: &GracefulShutdown| {
+        let state = state.clone();
+        // An address that cannot be read matches no allow-list but 0.0.0.0/0.
+        let peer = stream
+            .peer_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let service = service_fn(move |req| {
             let state = state.clone();
-            // An address that cannot be read matches no allow-list but 0.0.0.0/0.
-            let peer = stream
-                .peer_addr()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
-            });
-            graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
-        };
+            async move {
+                // Each request runs to its end on a task of its own: a client hanging up
+                // cancels neither an upstream call half way (its attempt unrecorded, its
+                // idempotency key stranded) nor the access log line.
+                let answered = tokio::spawn(state.handle(req, peer)).await;
+                Ok::<_, Infallible>(answered.unwrap_or_else(|e| {
+                        error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "api_error",
+                            "internal_error",
+                            &format!("the gateway failed while answering ({e}); the outcome is unknown: query the payment before sending it again"),
+                        )
+                    }))
+            }
+        });
+        graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
+    };
     listener.serve(serving, connect, || {}, || {}).await;
     Ok(())
 }

@@ -756,6 +756,18 @@ fn a_client_that_hangs_up_finds_its_answer_under_the_key() {
     assert_eq!(again.status, 200, "{}", again.text());
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(seen(&sim, "POST /v1/payments"), 1);
+
+    // Without a key too, the request runs to its end: its access log line is written.
+    Call::post("/acme/v1/payments", "{}")
+        .send_and_hang_up(&gw.addr, &[("X-Simulate-Fault", "slow:500")]);
+    thread::sleep(Duration::from_millis(800));
+    assert_eq!(seen(&sim, "POST /v1/payments"), 2);
+    let (_, log) = gw.stop();
+    let answered = log
+        .iter()
+        .filter(|l| l["msg"] == "request" && l["outcome"] == "succeeded" && l["replayed"].is_null())
+        .count();
+    assert_eq!(answered, 2, "{log:?}");
 }
 
 #[test]
