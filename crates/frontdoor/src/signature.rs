@@ -89,18 +89,23 @@ mod tests {
         );
     }
 
+    /// The worked example of docs/client-guide.md, text and signature.
     #[test]
-    fn the_signed_text_is_the_documented_one() {
+    fn the_client_guides_example_signs_as_documented() {
         let text = signing_string(
             "POST",
-            "/acme/payments?x=1",
-            "1767225600",
+            "/acme/v1/payments",
+            "1795305600",
             "n-1",
             &body_sha256_hex(b"{}"),
         );
         assert_eq!(
             text,
-            "POST\n/acme/payments?x=1\n1767225600\nn-1\n44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+            "POST\n/acme/v1/payments\n1795305600\nn-1\n44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(
+            sign(b"s3cret", &text),
+            "9e894b113e921bcd9999a52c580a183f85017d45539580a4e171420724f2c3d2"
         );
     }
 
