@@ -5,6 +5,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{HeaderMap, Method};
@@ -61,6 +62,33 @@ pub struct Presented<'a> {
     pub body: &'a [u8],
     /// The address the connection comes from.
     pub peer: IpAddr,
+    /// The body's hash, computed once for the signature and the idempotency claim.
+    body_sha256: OnceLock<String>,
+}
+
+impl<'a> Presented<'a> {
+    /// A request's parts.
+    pub fn new(
+        method: &'a Method,
+        path_and_query: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        peer: IpAddr,
+    ) -> Presented<'a> {
+        Presented {
+            method,
+            path_and_query,
+            headers,
+            body,
+            peer,
+            body_sha256: OnceLock::new(),
+        }
+    }
+
+    fn body_sha256(&self) -> &str {
+        self.body_sha256
+            .get_or_init(|| signature::body_sha256_hex(self.body))
+    }
 }
 
 /// What to do with an authenticated request.
@@ -189,7 +217,7 @@ impl FrontDoor {
             // Checked to be ASCII digits above.
             std::str::from_utf8(timestamp).unwrap_or_default(),
             nonce,
-            &signature::body_sha256_hex(req.body),
+            req.body_sha256(),
         );
         let signed = signature::verify(
             client.secret(),
@@ -264,7 +292,7 @@ impl FrontDoor {
             client: client.to_owned(),
             method: req.method.as_str().to_owned(),
             path: req.path_and_query.to_owned(),
-            body_sha256: signature::body_sha256_hex(req.body),
+            body_sha256: req.body_sha256().to_owned(),
         };
         let owner = owner_token();
         let begun = match self
@@ -373,13 +401,13 @@ mod tests {
     }
 
     async fn check(door: &FrontDoor, headers: &HeaderMap) -> Result<Admission, &'static str> {
-        let req = Presented {
-            method: &Method::POST,
-            path_and_query: "/acme/pay",
+        let req = Presented::new(
+            &Method::POST,
+            "/acme/pay",
             headers,
-            body: b"{}",
-            peer: "127.0.0.1".parse().unwrap(),
-        };
+            b"{}",
+            "127.0.0.1".parse().unwrap(),
+        );
         let client = door.authenticate(&req, NOW).await.map_err(|e| e.code)?;
         assert_eq!(client.unwrap().id, "shop-1");
         door.begin("shop-1", &req).await.map_err(|e| e.code)
@@ -520,13 +548,13 @@ mod tests {
             IDEMPOTENCY_KEY,
             HeaderValue::from_static("7d2e9f4a-1b3c-4d5e-8f6a-7b8c9d0e1f2a"),
         );
-        let req = Presented {
-            method: &Method::POST,
-            path_and_query: "/acme/pay",
-            headers: &headers,
-            body: b"{}",
-            peer: "127.0.0.1".parse().unwrap(),
-        };
+        let req = Presented::new(
+            &Method::POST,
+            "/acme/pay",
+            &headers,
+            b"{}",
+            "127.0.0.1".parse().unwrap(),
+        );
         // The begin ran on Redis but its reply never came: nothing was forwarded, so the key is
         // given back and the client's retry is the first request, not "being processed".
         let lost = door.begin("", &req).await.map(|_| ()).map_err(|e| e.code);

@@ -24,7 +24,7 @@ use payerr_server::request_id::{RequestIds, REQUEST_ID};
 use payerr_server::LogLevel;
 
 use crate::metrics::EventCounters;
-use crate::proxy::{Answer, ClientRequest, Gateway, Provider};
+use crate::proxy::{Answer, ClientRequest, Gateway};
 use crate::upstream::end_to_end;
 
 /// Time a client gets to send a request head.
@@ -40,37 +40,6 @@ pub struct State {
     pub logger: Arc<Logger>,
     /// Request ids.
     pub ids: RequestIds,
-}
-
-/// A client request read whole.
-struct Received {
-    parts: hyper::http::request::Parts,
-    body: Bytes,
-    /// The target as the client sent (and signed) it.
-    signed_target: String,
-    peer: IpAddr,
-}
-
-impl Received {
-    /// The request as the front door sees it.
-    fn presented(&self) -> Presented<'_> {
-        Presented {
-            method: &self.parts.method,
-            path_and_query: &self.signed_target,
-            headers: &self.parts.headers,
-            body: &self.body,
-            peer: self.peer,
-        }
-    }
-}
-
-/// An authenticated request on its way to its provider.
-struct Work {
-    received: Received,
-    /// The client's id, empty when the gateway is open.
-    client: String,
-    provider: Arc<Provider>,
-    request_id: String,
 }
 
 /// What the access log says of a request beyond its method, target and status.
@@ -245,24 +214,15 @@ impl State {
                 );
             }
         };
-        let received = Received {
-            parts,
-            body,
-            signed_target,
-            peer,
-        };
-        let client = match self
-            .door
-            .authenticate(&received.presented(), unix_seconds())
-            .await
-        {
+        let presented = Presented::new(&parts.method, &signed_target, &parts.headers, &body, peer);
+        let client = match self.door.authenticate(&presented, unix_seconds()).await {
             Ok(client) => client.map(|c| c.id.clone()),
             Err(rejection) => return self.refuse(&rejection, summary),
         };
         summary.client.clone_from(&client);
-        let id = received.parts.uri.path().trim_start_matches('/');
-        let id = id.split('/').next().unwrap_or_default();
-        let Some(provider) = self.gateway.providers.get(id).cloned() else {
+        let target = parts.uri.path().trim_start_matches('/');
+        let (id, rest) = target.split_once('/').unwrap_or((target, ""));
+        let Some(provider) = self.gateway.providers.get(id) else {
             let message = format!(
                 "no provider {id:?}: requests go to /{{provider_id}}/…, with a provider of the configuration ({})",
                 self.gateway.providers.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -274,21 +234,9 @@ impl State {
                 &message,
             );
         };
-        let work = Work {
-            received,
-            client: client.unwrap_or_default(),
-            provider,
-            request_id: request_id.to_owned(),
-        };
-        self.admit_and_forward(work, summary).await
-    }
-
-    /// An authenticated request to a known provider: its idempotency key checked and begun, then
-    /// forwarded and its answer stored for the key, or the key's stored answer replayed.
-    async fn admit_and_forward(&self, work: Work, summary: &mut Summary) -> Response<Full<Bytes>> {
         let ticket = match self
             .door
-            .begin(&work.client, &work.received.presented())
+            .begin(client.as_deref().unwrap_or_default(), &presented)
             .await
         {
             Ok(Admission::Forward(ticket)) => ticket,
@@ -299,14 +247,6 @@ impl State {
             }
             Err(rejection) => return self.refuse(&rejection, summary),
         };
-        let Work {
-            received: Received { parts, body, .. },
-            provider,
-            request_id,
-            ..
-        } = work;
-        let rest = parts.uri.path().trim_start_matches('/');
-        let rest = rest.split_once('/').map_or("", |(_, rest)| rest);
         let (query, verdict_asked) = split_payerr_query(parts.uri.query());
         let path_and_query = match query {
             Some(q) => format!("/{rest}?{q}"),
@@ -320,21 +260,21 @@ impl State {
             }
         }
         let request = ClientRequest {
-            method: parts.method,
+            method: parts.method.clone(),
             path_and_query,
             headers,
-            body,
-            request_id,
+            body: body.clone(),
+            request_id: request_id.to_owned(),
             verdict_asked,
         };
-        let answer = self.gateway.forward(&provider, &request).await;
+        let answer = self.gateway.forward(provider, &request).await;
         if let Some(ticket) = ticket {
             if let Err(e) = self.door.complete(&ticket, &stored(&answer)).await {
                 self.logger.log(
                     LogLevel::Error,
                     "the answer could not be stored for its idempotency key; later requests with the key answer request_being_processed until it expires",
                     &[
-                        ("request_id", Field::Str(&request.request_id)),
+                        ("request_id", Field::Str(request_id)),
                         ("error", Field::Str(&e.to_string())),
                     ],
                 );
