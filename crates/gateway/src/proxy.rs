@@ -512,7 +512,8 @@ fn poll_headers(headers: &HeaderMap, names: &[String]) -> HeaderMap {
     out
 }
 
-fn unix_ms() -> i64 {
+/// The wall clock in unix milliseconds (0 before 1970).
+pub(crate) fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

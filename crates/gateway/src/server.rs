@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -24,7 +24,7 @@ use payerr_server::request_id::{RequestIds, REQUEST_ID};
 use payerr_server::LogLevel;
 
 use crate::metrics::EventCounters;
-use crate::proxy::{Answer, ClientRequest, Gateway};
+use crate::proxy::{unix_ms, Answer, ClientRequest, Gateway};
 use crate::upstream::end_to_end;
 
 /// Time a client gets to send a request head.
@@ -215,7 +215,7 @@ impl State {
             }
         };
         let presented = Presented::new(&parts.method, &signed_target, &parts.headers, &body, peer);
-        let client = match self.door.authenticate(&presented, unix_seconds()).await {
+        let client = match self.door.authenticate(&presented, unix_ms() / 1000).await {
             Ok(client) => client.map(|c| c.id.clone()),
             Err(rejection) => return self.refuse(&rejection, summary),
         };
@@ -297,12 +297,6 @@ impl State {
         self.gateway.metrics.rejected(rejection.code);
         refusal(rejection)
     }
-}
-
-fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn json(body: Bytes, content_type: &'static str) -> Response<Full<Bytes>> {
