@@ -200,11 +200,6 @@ impl Clients {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
-
-    /// Number of clients.
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
 }
 
 /// An address with a prefix length: `10.0.0.0/8`, `::1/128`; a bare address is the whole length.
