@@ -35,6 +35,22 @@ pub struct Metrics {
     replayed: AtomicU64,
 }
 
+/// Adds one to the count of `(provider, label)`; the provider's id is copied only the first time.
+fn count(
+    counts: &mut BTreeMap<(String, &'static str), u64>,
+    (provider, label): (&str, &'static str),
+) {
+    match counts
+        .iter_mut()
+        .find(|((p, l), _)| p == provider && *l == label)
+    {
+        Some((_, n)) => *n += 1,
+        None => {
+            counts.insert((provider.to_owned(), label), 1);
+        }
+    }
+}
+
 /// The event log's counters, read when rendering.
 pub struct EventCounters {
     /// Accepted into the queue.
@@ -53,22 +69,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// Counts a client request answered with `outcome` by `provider`.
     pub fn request(&self, provider: &str, outcome: &'static str) {
-        *lock(&self.requests)
-            .entry((provider.to_owned(), outcome))
-            .or_default() += 1;
+        count(&mut lock(&self.requests), (provider, outcome));
     }
 
     /// Counts one attempt and its latency.
     pub fn attempt(&self, provider: &str, kind: &'static str, elapsed: Duration) {
-        *lock(&self.attempts)
-            .entry((provider.to_owned(), kind))
-            .or_default() += 1;
+        count(&mut lock(&self.attempts), (provider, kind));
         let seconds = elapsed.as_secs_f64();
         let mut latency = lock(&self.latency);
-        let h = latency.entry(provider.to_owned()).or_default();
-        if h.counts.is_empty() {
-            h.counts = vec![0; BUCKETS.len()];
+        if !latency.contains_key(provider) {
+            latency.insert(
+                provider.to_owned(),
+                Histogram {
+                    counts: vec![0; BUCKETS.len()],
+                    ..Histogram::default()
+                },
+            );
         }
+        let Some(h) = latency.get_mut(provider) else {
+            return;
+        };
         for (count, bound) in h.counts.iter_mut().zip(BUCKETS) {
             if seconds <= *bound {
                 *count += 1;

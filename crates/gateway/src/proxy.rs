@@ -16,7 +16,7 @@ use payerr_events::{AttemptKind, Event, EventLog};
 use crate::config::{GatewayConfig, Mode, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::policy::{self, Next, Situation};
-use crate::upstream::{end_to_end, Reply, Upstream};
+use crate::upstream::{keep_end_to_end, Reply, Upstream};
 
 /// A provider with its client.
 pub struct Provider {
@@ -347,9 +347,12 @@ impl Gateway {
             }
             Reply::Response {
                 status,
-                headers,
+                mut headers,
                 body,
-            } => (status, end_to_end(&headers), body),
+            } => {
+                keep_end_to_end(&mut headers);
+                (status, headers, body)
+            }
             Reply::Failed { error, .. } => {
                 let body = error_body(&verdict, &error, operation.as_deref());
                 (verdict.http_status, json_headers(), Bytes::from(body))

@@ -18,14 +18,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use payerr_frontdoor::door::CREDENTIAL_HEADERS;
 use payerr_frontdoor::idempotency::{StoredResponse, IDEMPOTENT_REPLAYED};
 use payerr_frontdoor::{Admission, FrontDoor, Presented, Rejection};
-use payerr_server::listener::{Listener, Serving};
+use payerr_server::listener::{per_core, Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::request_id::{RequestIds, REQUEST_ID};
 use payerr_server::LogLevel;
 
 use crate::metrics::EventCounters;
 use crate::proxy::{unix_ms, Answer, ClientRequest, Gateway};
-use crate::upstream::end_to_end;
+use crate::upstream::keep_end_to_end;
 
 /// Time a client gets to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,21 +117,42 @@ impl State {
     ) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let request_id = self.ids.for_request(req.headers().get(REQUEST_ID));
-        let method = req.method().clone();
-        // Card numbers in a path or query never reach a log line whole.
-        let target = payerr::pan::mask_pans(req.uri().path_and_query().map_or("/", |p| p.as_str()))
-            .into_owned();
+        // The access line's method and target, taken before the request is consumed, and only
+        // when the line is written.
+        let logged = self.logger.enabled(LogLevel::Info).then(|| {
+            (
+                req.method().clone(),
+                // Card numbers in a path or query never reach a log line whole.
+                payerr::pan::mask_pans(req.uri().path_and_query().map_or("/", |p| p.as_str()))
+                    .into_owned(),
+            )
+        });
         let mut summary = Summary::default();
         let mut response = self.route(req, &request_id, peer, &mut summary).await;
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
-        let status = response.status().as_u16();
+        if let Some((method, target)) = logged {
+            self.access_log(&request_id, &method, &target, &response, started, &summary);
+        }
+        response
+    }
+
+    /// The access log line of an answered request.
+    fn access_log(
+        &self,
+        request_id: &str,
+        method: &Method,
+        target: &str,
+        response: &Response<Full<Bytes>>,
+        started: Instant,
+        summary: &Summary,
+    ) {
         let mut fields = vec![
-            ("request_id", Field::Str(&request_id)),
+            ("request_id", Field::Str(request_id)),
             ("method", Field::Str(method.as_str())),
-            ("target", Field::Str(&target)),
-            ("status", Field::U64(status.into())),
+            ("target", Field::Str(target)),
+            ("status", Field::U64(response.status().as_u16().into())),
             (
                 "duration_us",
                 Field::U64(started.elapsed().as_micros() as u64),
@@ -152,7 +173,6 @@ impl State {
             fields.push(("attempts", Field::U64((*attempts).into())));
         }
         self.logger.log(LogLevel::Info, "request", &fields);
-        response
     }
 
     /// The response; what the access log should add goes into `summary`.
@@ -186,12 +206,7 @@ impl State {
             }
             _ => {}
         }
-        // What the client signed: the target exactly as it sent it.
-        let signed_target = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let limit = self.gateway.config.max_body_bytes;
         let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -214,7 +229,9 @@ impl State {
                 );
             }
         };
-        let presented = Presented::new(&parts.method, &signed_target, &parts.headers, &body, peer);
+        // What the client signed: the target exactly as it sent it.
+        let signed_target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let presented = Presented::new(&parts.method, signed_target, &parts.headers, &body, peer);
         let client = match self.door.authenticate(&presented, unix_ms() / 1000).await {
             Ok(client) => client.map(|c| c.id.clone()),
             Err(rejection) => return self.refuse(&rejection, summary),
@@ -252,17 +269,18 @@ impl State {
             Some(q) => format!("/{rest}?{q}"),
             None => format!("/{rest}"),
         };
-        let mut headers = end_to_end(&parts.headers);
+        drop(presented);
+        keep_end_to_end(&mut parts.headers);
         if !self.door.is_open() {
             // The client's credentials are for the gateway, not for the provider.
             for name in CREDENTIAL_HEADERS {
-                headers.remove(name);
+                parts.headers.remove(name);
             }
         }
         let request = ClientRequest {
-            method: parts.method.clone(),
+            method: parts.method,
             path_and_query,
-            headers,
+            headers: parts.headers,
             body: body.clone(),
             request_id: request_id.to_owned(),
             verdict_asked,
@@ -345,10 +363,11 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
         logger: &logger,
         header_read_timeout: HEADER_TIMEOUT,
         grace: Duration::from_millis(state.gateway.config.shutdown_grace_ms),
+        threading: per_core(),
     };
-    let connect = |stream: tokio::net::TcpStream,
-                   builder: &http1::Builder,
-                   graceful: &GracefulShutdown| {
+    let connect = move |stream: tokio::net::TcpStream,
+                        builder: &http1::Builder,
+                        graceful: &GracefulShutdown| {
         let state = state.clone();
         // An address that cannot be read matches no allow-list but 0.0.0.0/0.
         let peer = stream

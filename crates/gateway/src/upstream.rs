@@ -12,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use payerr::NoResponse;
+use payerr_server::listener::{cores, current_worker};
 
 /// Largest provider response read; a larger one is a failed attempt (it was sent: unknown).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -37,22 +38,37 @@ pub enum Reply {
     },
 }
 
-/// A pooled client for one provider.
+/// Pooled clients for one provider: one per worker thread, plus one for callers off the workers.
+///
+/// A pooled connection is driven by the runtime that opened it; sharing one pool between the
+/// workers' runtimes would hand each exchange across threads.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<HttpConnector, Full<Bytes>>,
+    clients: Box<[Client<HttpConnector, Full<Bytes>>]>,
 }
 
 impl Upstream {
-    /// A client whose connection set-up is bounded by `connect_timeout`.
+    /// Clients whose connection set-up is bounded by `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Upstream {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        Upstream { client }
+        // The gateway deals its connections to one worker per core.
+        let clients = (0..=cores())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build(connector.clone())
+            })
+            .collect();
+        Upstream { clients }
+    }
+
+    /// The calling worker's client.
+    fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
+        current_worker()
+            .and_then(|worker| self.clients.get(worker + 1))
+            .unwrap_or(&self.clients[0])
     }
 
     /// Sends one request and reads the whole answer within `timeout`.
@@ -69,7 +85,7 @@ impl Upstream {
         *request.uri_mut() = uri;
         *request.headers_mut() = headers.clone();
         let exchange = async {
-            let response = self.client.request(request).await?;
+            let response = self.client().request(request).await?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BYTES)
                 .collect()
@@ -150,8 +166,8 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
-/// The headers to pass on: all but hop-by-hop ones and those the `Connection` header names.
-pub fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+/// Removes the headers not to pass on: hop-by-hop ones and those the `Connection` header names.
+pub fn keep_end_to_end(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -159,13 +175,13 @@ pub fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) && !named.contains(name) {
-            out.append(name.clone(), value.clone());
-        }
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(HeaderName::as_str))
+    {
+        headers.remove(name);
     }
-    out
 }
 
 #[cfg(test)]
@@ -187,8 +203,10 @@ mod tests {
         ] {
             headers.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
-        let kept = end_to_end(&headers);
-        let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        keep_end_to_end(&mut headers);
+        // Removing swaps entries: the order of different names is not kept, nor meaningful.
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(names, ["authorization", "idempotency-key"]);
     }
 

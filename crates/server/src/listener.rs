@@ -12,6 +12,7 @@ use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, Barrier};
 
 use crate::config::LogLevel;
 use crate::log::{Field, Logger};
@@ -35,6 +36,33 @@ pub struct Serving<'a> {
     pub header_read_timeout: Duration,
     /// After SIGTERM or SIGINT, how long open connections get to finish.
     pub grace: Duration,
+    /// Which threads serve the connections.
+    pub threading: Threading,
+}
+
+/// Which threads serve the connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threading {
+    /// Every connection is a task of the caller's runtime: with a multi-threaded runtime, work
+    /// stealing spreads requests of uneven cost (a batch of a thousand normalizations next to a
+    /// health check) over all cores.
+    Shared,
+    /// Connections are dealt round robin to this many threads, each running a single-threaded
+    /// runtime that serves its connections whole: every task of a request (the connection, its
+    /// handler, a proxy's upstream exchange) stays on one thread, with no hand-offs between threads.
+    /// For short, I/O-bound requests, as a proxy's, that is worth a fifth of the throughput and
+    /// more on a small machine (bench/README.md). See [`per_core`].
+    Dealt(usize),
+}
+
+/// [`Threading::Dealt`] with one thread per core.
+pub fn per_core() -> Threading {
+    Threading::Dealt(cores())
+}
+
+/// The number of cores the process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 impl Listener {
@@ -59,16 +87,17 @@ impl Listener {
     }
 
     /// Serves each accepted connection with the future `connect` makes of it (through the builder
-    /// and the graceful-shutdown watcher it is given), calls `on_hangup` on SIGHUP, and on SIGTERM or
-    /// SIGINT stops accepting, calls `stopping`, and waits at most the grace period.
+    /// and the graceful-shutdown watcher it is given) on the threads `serving.threading` says, calls
+    /// `on_hangup` on SIGHUP, and on SIGTERM or SIGINT stops accepting, calls `stopping`, and waits
+    /// at most the grace period.
     pub async fn serve<C, F>(
         self,
         serving: Serving<'_>,
-        mut connect: C,
+        connect: C,
         on_hangup: impl Fn(),
         stopping: impl FnOnce(),
     ) where
-        C: FnMut(TcpStream, &http1::Builder, &GracefulShutdown) -> F,
+        C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
     {
         let Listener {
@@ -79,11 +108,21 @@ impl Listener {
             ..
         } = self;
         let logger = serving.logger;
-        let graceful = GracefulShutdown::new();
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(serving.header_read_timeout);
+        let connect = Arc::new(connect);
+        let mut serve = match serving.threading {
+            Threading::Shared => Connections::Here(Here::new(&serving)),
+            Threading::Dealt(count) => match Workers::start(&serving, count, &connect) {
+                Ok(workers) => Connections::Dealt(workers, 0),
+                Err(e) => {
+                    logger.log(
+                        LogLevel::Error,
+                        "cannot start the worker threads",
+                        &[("error", Field::Str(&e))],
+                    );
+                    return;
+                }
+            },
+        };
         let reason = loop {
             let hangup = async {
                 match &mut hangup {
@@ -96,13 +135,7 @@ impl Listener {
                     Ok((stream, _)) => {
                         // Answers are small and written whole: send them at once.
                         let _ = stream.set_nodelay(true);
-                        let connection = connect(stream, &builder, &graceful);
-                        let logger = logger.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = connection.await {
-                                logger.log(LogLevel::Debug, "connection ended", &[("error", Field::Str(&e.to_string()))]);
-                            }
-                        });
+                        serve.take(stream, &*connect, logger);
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: wait a moment instead of spinning.
@@ -122,13 +155,228 @@ impl Listener {
             "shutting down",
             &[("signal", Field::Str(reason))],
         );
-        tokio::select! {
-            _ = graceful.shutdown() => logger.log(LogLevel::Info, "stopped", &[]),
-            _ = tokio::time::sleep(serving.grace) => logger.log(
+        let drained = match serve {
+            Connections::Here(here) => drain(here.graceful, serving.grace).await,
+            Connections::Dealt(workers, _) => workers.stop().await,
+        };
+        if drained {
+            logger.log(LogLevel::Info, "stopped", &[]);
+        } else {
+            logger.log(
                 LogLevel::Warn,
                 "grace period over; closing the remaining connections",
                 &[("grace_ms", Field::U64(serving.grace.as_millis() as u64))],
-            ),
+            );
         }
     }
+}
+
+/// Where accepted connections go.
+enum Connections {
+    /// Tasks of the accepting runtime.
+    Here(Here),
+    /// Dealt to worker threads; the count of connections dealt so far.
+    Dealt(Workers, usize),
+}
+
+impl Connections {
+    fn take<C, F>(&mut self, stream: TcpStream, connect: &C, logger: &Arc<Logger>)
+    where
+        C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F,
+        F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    {
+        match self {
+            Connections::Here(here) => {
+                spawn_connection(connect(stream, &here.builder, &here.graceful), logger)
+            }
+            // The worker registers the socket with its own runtime.
+            Connections::Dealt(workers, dealt) => match stream.into_std() {
+                Ok(stream) => {
+                    workers.deal(*dealt, stream);
+                    *dealt = dealt.wrapping_add(1);
+                }
+                Err(e) => logger.log(
+                    LogLevel::Warn,
+                    "accept failed",
+                    &[("error", Field::Str(&e.to_string()))],
+                ),
+            },
+        }
+    }
+}
+
+/// What serving connections on one runtime needs.
+struct Here {
+    builder: http1::Builder,
+    graceful: GracefulShutdown,
+}
+
+impl Here {
+    fn new(serving: &Serving<'_>) -> Here {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(serving.header_read_timeout);
+        Here {
+            builder,
+            graceful: GracefulShutdown::new(),
+        }
+    }
+}
+
+/// Serves one connection on a task of the current runtime.
+fn spawn_connection<F>(connection: F, logger: &Arc<Logger>)
+where
+    F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    let logger = logger.clone();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            logger.log(
+                LogLevel::Debug,
+                "connection ended",
+                &[("error", Field::Str(&e.to_string()))],
+            );
+        }
+    });
+}
+
+/// Waits for the watched connections to finish, at most `grace`; whether they all did.
+async fn drain(graceful: GracefulShutdown, grace: Duration) -> bool {
+    tokio::select! {
+        _ = graceful.shutdown() => true,
+        _ = tokio::time::sleep(grace) => false,
+    }
+}
+
+/// The worker threads, each with its runtime and the queue of connections dealt to it.
+struct Workers {
+    queues: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+    /// Whether each worker drained its connections within the grace period.
+    drained: Vec<oneshot::Receiver<bool>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start<C, F>(serving: &Serving<'_>, count: usize, connect: &Arc<C>) -> Result<Workers, String>
+    where
+        C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    {
+        let count = count.max(1);
+        let all_drained = Arc::new(Barrier::new(count));
+        let mut workers = Workers {
+            queues: Vec::with_capacity(count),
+            drained: Vec::with_capacity(count),
+            threads: Vec::with_capacity(count),
+        };
+        for index in 0..count {
+            let (queue, incoming) = mpsc::unbounded_channel();
+            let (drained, drained_rx) = oneshot::channel();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a worker's runtime: {e}"))?;
+            let worker = Worker {
+                incoming,
+                connect: connect.clone(),
+                here: Here::new(serving),
+                logger: serving.logger.clone(),
+                grace: serving.grace,
+            };
+            // Every worker keeps its runtime running until all have drained: a resource one worker
+            // made (a pooled store connection) may be in use on another, and only its own runtime
+            // drives it.
+            let all_drained = all_drained.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("payerr-worker-{index}"))
+                .spawn(move || {
+                    WORKER.set(Some(index));
+                    runtime.block_on(async move {
+                        let _ = drained.send(worker.run().await);
+                        all_drained.wait().await;
+                    });
+                    // Connections still open after the grace period are dropped here.
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                })
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+            workers.queues.push(queue);
+            workers.drained.push(drained_rx);
+            workers.threads.push(thread);
+        }
+        Ok(workers)
+    }
+
+    /// Hands a connection to the `n`-th worker (modulo their number).
+    fn deal(&self, n: usize, stream: std::net::TcpStream) {
+        // A worker's queue closes only when it stops, which happens after the accept loop ends.
+        let _ = self.queues[n % self.queues.len()].send(stream);
+    }
+
+    /// Stops every worker and waits for them; whether all drained within the grace period.
+    async fn stop(self) -> bool {
+        let Workers {
+            queues,
+            drained,
+            threads,
+        } = self;
+        drop(queues);
+        let mut all = true;
+        for worker in drained {
+            all &= worker.await.unwrap_or(false);
+        }
+        // The workers are past their grace period: only their runtimes' shutdown is left.
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+        all
+    }
+}
+
+/// One worker thread's loop.
+struct Worker<C> {
+    incoming: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    connect: Arc<C>,
+    here: Here,
+    logger: Arc<Logger>,
+    grace: Duration,
+}
+
+impl<C, F> Worker<C>
+where
+    C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    /// Serves the connections dealt until the queue closes, then drains; whether it drained within
+    /// the grace period.
+    async fn run(mut self) -> bool {
+        while let Some(stream) = self.incoming.recv().await {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => spawn_connection(
+                    (self.connect)(stream, &self.here.builder, &self.here.graceful),
+                    &self.logger,
+                ),
+                Err(e) => self.logger.log(
+                    LogLevel::Warn,
+                    "accept failed",
+                    &[("error", Field::Str(&e.to_string()))],
+                ),
+            }
+        }
+        drain(self.here.graceful, self.grace).await
+    }
+}
+
+thread_local! {
+    /// The index of the worker thread this is, on worker threads.
+    static WORKER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The index of the worker thread the caller runs on (`0..n` for [`Threading::Dealt`]`(n)`), `None`
+/// off the worker threads. Resources that belong to one runtime (pooled connections) are kept per worker with it.
+pub fn current_worker() -> Option<usize> {
+    WORKER.get()
 }

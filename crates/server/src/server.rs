@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use crate::api::{self, Catalogs, Context, Reply, JSON};
 use crate::api_error::ApiError;
 use crate::config::{LogLevel, ServeConfig};
-use crate::listener::{Listener, Serving};
+use crate::listener::{Listener, Serving, Threading};
 use crate::log::{Field, Logger};
 use crate::metrics::{route_label, Metrics};
 use crate::request_id::{RequestIds, REQUEST_ID};
@@ -290,9 +290,11 @@ pub(crate) async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), Str
         logger: &logger,
         header_read_timeout: state.config.request_timeout(),
         grace: Duration::from_millis(state.config.shutdown_grace_ms),
+        threading: Threading::Shared,
     };
-    let connect = |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
-        let state = state.clone();
+    let serving_state = state.clone();
+    let connect = move |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+        let state = serving_state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
             async move { Ok::<_, Infallible>(state.handle(req).await) }

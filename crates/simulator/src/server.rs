@@ -21,7 +21,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use payerr_server::listener::{Listener, Serving};
+use payerr_server::listener::{per_core, Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::LogLevel;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -247,14 +247,16 @@ pub(crate) async fn serve(
         logger: &logger,
         header_read_timeout: HEADER_TIMEOUT,
         grace: SHUTDOWN_GRACE,
+        threading: per_core(),
     };
-    let connect = |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+    let serving_state = state.clone();
+    let connect = move |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
         let reset = Arc::new(AtomicBool::new(false));
         let io = TokioIo::new(ResettableStream {
             stream,
             reset: reset.clone(),
         });
-        let state = state.clone();
+        let state = serving_state.clone();
         let service = service_fn(move |req| {
             let (state, reset) = (state.clone(), reset.clone());
             async move { state.handle(req, &reset).await }

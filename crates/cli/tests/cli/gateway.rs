@@ -483,6 +483,55 @@ fn events_are_recorded_masked_and_survive_kill_9_as_documented() {
     assert!(db.exists());
 }
 
+/// Connections are dealt round robin to one worker thread per core: requests in flight on several
+/// connections at once (so on every worker) are all answered after SIGTERM, before the gateway stops.
+#[test]
+fn sigterm_drains_requests_in_flight_on_every_worker() {
+    let dir = scratch("gateway-drain");
+    let sim = simulator("pts");
+    let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
+    let in_flight: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = gw.addr.clone();
+            thread::spawn(move || {
+                post(
+                    &addr,
+                    "/pts/v1/payments",
+                    &[("X-Simulate-Fault", "slow:700")],
+                    "{}",
+                )
+            })
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    while seen(&sim, "POST /v1/payments") < 6 {
+        assert!(
+            Instant::now() < until,
+            "the requests never reached the provider"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    gw.signal("TERM");
+    for request in in_flight {
+        let reply = request.join().unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        // pts answers an accepted payment with 1000, "Request accepted".
+        assert_eq!(reply.header("payerr-code"), Some("pending"));
+    }
+    let (status, log) = gw.stop();
+    assert!(status.success(), "{status:?}");
+    let messages: Vec<&str> = log.iter().filter_map(|l| l["msg"].as_str()).collect();
+    let stopped = messages.iter().position(|m| *m == "stopped");
+    let flushed = messages
+        .iter()
+        .position(|m| *m == "stopped; events flushed");
+    assert!(stopped.is_some() && stopped < flushed, "{messages:?}");
+    assert_eq!(
+        payerr_events::request_ids(&data_dir(&dir)).unwrap().len(),
+        6
+    );
+}
+
 #[test]
 fn sigterm_flushes_every_event_and_the_report_counts_them() {
     let dir = scratch("gateway-report");
