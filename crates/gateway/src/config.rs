@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hyper::http::uri::Authority;
 use hyper::Uri;
 use payerr::{PollPolicy, RetryPolicy};
 use payerr_frontdoor::client::ClientConfig;
@@ -294,8 +295,8 @@ impl GatewayConfig {
     }
 }
 
-/// The upstream as `(scheme and authority, path prefix without a trailing /)`.
-pub fn upstream_base(upstream: &str) -> Result<(String, String), String> {
+/// The upstream as `(authority, path prefix without a trailing /)`; only `http://` is supported.
+pub fn upstream_base(upstream: &str) -> Result<(Authority, String), String> {
     let uri: Uri = upstream
         .parse()
         .map_err(|_| format!("upstream {upstream:?} is not a URL"))?;
@@ -311,7 +312,7 @@ pub fn upstream_base(upstream: &str) -> Result<(String, String), String> {
         return Err(format!("upstream {upstream:?} must not have a query"));
     }
     let prefix = uri.path().trim_end_matches('/').to_owned();
-    Ok((format!("http://{authority}"), prefix))
+    Ok((authority.clone(), prefix))
 }
 
 #[cfg(test)]
@@ -383,14 +384,17 @@ mod tests {
     }
 
     #[test]
-    fn upstreams_split_into_base_and_prefix() {
+    fn upstreams_split_into_authority_and_prefix() {
+        let split = |url: &str| {
+            upstream_base(url).map(|(authority, prefix)| (authority.to_string(), prefix))
+        };
         assert_eq!(
-            upstream_base("http://127.0.0.1:9001").unwrap(),
-            ("http://127.0.0.1:9001".to_owned(), String::new())
+            split("http://127.0.0.1:9001").unwrap(),
+            ("127.0.0.1:9001".to_owned(), String::new())
         );
         assert_eq!(
-            upstream_base("http://psp.local/api/v2/").unwrap(),
-            ("http://psp.local".to_owned(), "/api/v2".to_owned())
+            split("http://psp.local/api/v2/").unwrap(),
+            ("psp.local".to_owned(), "/api/v2".to_owned())
         );
     }
 }

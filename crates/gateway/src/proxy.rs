@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Uri};
+use hyper::Method;
 use payerr::{Category, Engine, Lang, NoResponse, Options, Outcome, Response, Verdict};
 use payerr_events::{AttemptKind, Event, EventLog};
 
@@ -22,30 +22,24 @@ use crate::upstream::{keep_end_to_end, Reply, Upstream};
 pub struct Provider {
     /// Its configuration.
     pub config: ProviderConfig,
-    /// `http://host:port`.
-    base: String,
     /// Path prefix of the upstream URL, without a trailing `/`.
     prefix: String,
     upstream: Upstream,
+    /// Its id as the `Payerr-Provider` header, when it can be one.
+    id_header: Option<HeaderValue>,
 }
 
 impl Provider {
     /// Builds the client; `config` has been validated.
     pub fn new(config: ProviderConfig) -> Result<Provider, String> {
-        let (base, prefix) = crate::config::upstream_base(&config.upstream)?;
-        let upstream = Upstream::new(Duration::from_millis(config.connect_timeout_ms));
+        let (authority, prefix) = crate::config::upstream_base(&config.upstream)?;
+        let upstream = Upstream::new(&authority, Duration::from_millis(config.connect_timeout_ms))?;
         Ok(Provider {
+            id_header: HeaderValue::from_str(&config.id).ok(),
             config,
-            base,
             prefix,
             upstream,
         })
-    }
-
-    fn uri(&self, path_and_query: &str) -> Result<Uri, String> {
-        format!("{}{}{}", self.base, self.prefix, path_and_query)
-            .parse()
-            .map_err(|_| format!("cannot build an upstream URL from {path_and_query:?}"))
     }
 }
 
@@ -244,21 +238,17 @@ impl Gateway {
         let timeout = deadline
             .saturating_duration_since(started)
             .min(Duration::from_millis(provider.config.timeout_ms));
-        let reply = match provider.uri(path_and_query) {
-            _ if timeout.is_zero() => Reply::Failed {
+        let reply = if timeout.is_zero() {
+            Reply::Failed {
                 sent: NoResponse::NotSent,
                 error: "the request's deadline passed before this attempt".to_owned(),
-            },
-            Ok(uri) => {
-                provider
-                    .upstream
-                    .send(method, uri, headers, body, timeout)
-                    .await
             }
-            Err(error) => Reply::Failed {
-                sent: NoResponse::NotSent,
-                error,
-            },
+        } else {
+            let target = format!("{}{path_and_query}", provider.prefix);
+            provider
+                .upstream
+                .send(method, &target, headers, body, timeout)
+                .await
         };
         let elapsed = started.elapsed();
         let verdict = self.judge(&provider.config.dialect, &reply, lang(&req.headers));
@@ -358,24 +348,32 @@ impl Gateway {
                 (verdict.http_status, json_headers(), Bytes::from(body))
             }
         };
-        let text = |v: &str| HeaderValue::from_str(v).ok();
-        let attempts_text = attempts.to_string();
-        for (name, value) in [
-            ("payerr-outcome", text(verdict.outcome.as_str())),
-            ("payerr-category", text(verdict.category.as_str())),
-            ("payerr-code", text(&verdict.code)),
-            ("payerr-next-action", text(verdict.next_action.as_str())),
-            ("payerr-retryable", text(bool_text(verdict.retryable))),
+        // The enum names are static: only the code, the attempts and the operation are copied.
+        let name = HeaderValue::from_static;
+        for (header, value) in [
+            ("payerr-outcome", Some(name(verdict.outcome.as_str()))),
+            ("payerr-category", Some(name(verdict.category.as_str()))),
+            ("payerr-code", HeaderValue::from_str(&verdict.code).ok()),
+            (
+                "payerr-next-action",
+                Some(name(verdict.next_action.as_str())),
+            ),
+            ("payerr-retryable", Some(name(bool_text(verdict.retryable)))),
             (
                 "payerr-failover-safe",
-                text(bool_text(verdict.failover_safe)),
+                Some(name(bool_text(verdict.failover_safe))),
             ),
-            ("payerr-provider", text(&provider.config.id)),
-            ("payerr-attempts", text(&attempts_text)),
-            ("payerr-operation-id", operation.as_deref().and_then(text)),
+            ("payerr-provider", provider.id_header.clone()),
+            ("payerr-attempts", Some(HeaderValue::from(attempts))),
+            (
+                "payerr-operation-id",
+                operation
+                    .as_deref()
+                    .and_then(|o| HeaderValue::from_str(o).ok()),
+            ),
         ] {
             if let Some(value) = value {
-                headers.insert(HeaderName::from_static(name), value);
+                headers.insert(HeaderName::from_static(header), value);
             }
         }
         self.metrics

@@ -1,21 +1,31 @@
-//! Talking to a provider: one HTTP/1.1 client per provider (pooled keep-alive connections), headers
+//! Talking to a provider: keep-alive HTTP/1.1 connections pooled per worker thread, headers
 //! filtered as a proxy must, and every failure classified by whether the request can have reached
 //! the provider, which is what decides between a safe retry and an unknown outcome.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{self, HeaderMap, HeaderName};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::Authority;
 use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use payerr::NoResponse;
 use payerr_server::listener::{cores, current_worker};
+use tokio::net::TcpStream;
 
 /// Largest provider response read; a larger one is a failed attempt (it was sent: unknown).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// An idle connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle connections kept per worker and provider; beyond, a connection is closed after its answer.
+pub const MAX_IDLE: usize = 256;
 
 /// What came back from one attempt.
 #[derive(Debug)]
@@ -38,108 +48,227 @@ pub enum Reply {
     },
 }
 
-/// Pooled clients for one provider: one per worker thread, plus one for callers off the workers.
+/// The connections to one provider: a pool of idle keep-alive connections per worker thread, plus
+/// one for callers off the workers.
 ///
-/// A pooled connection is driven by the runtime that opened it; sharing one pool between the
-/// workers' runtimes would hand each exchange across threads.
-#[derive(Clone, Debug)]
+/// A connection is driven by the runtime that opened it; sharing one pool between the workers'
+/// runtimes would hand each exchange across threads. Each pool is only ever used by its own thread,
+/// so its lock is never contended.
+#[derive(Debug)]
 pub struct Upstream {
-    clients: Box<[Client<HttpConnector, Full<Bytes>>]>,
+    /// `host:port` to connect to.
+    address: String,
+    /// The `Host` header of every request.
+    host: HeaderValue,
+    connect_timeout: Duration,
+    pools: Box<[Mutex<VecDeque<Idle>>]>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    since: Instant,
 }
 
 impl Upstream {
-    /// Clients whose connection set-up is bounded by `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        // The gateway deals its connections to one worker per core.
-        let clients = (0..=cores())
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .build(connector.clone())
-            })
-            .collect();
-        Upstream { clients }
+    /// Connections to `authority` (the upstream URL's, validated), whose set-up is bounded by
+    /// `connect_timeout`.
+    pub fn new(authority: &Authority, connect_timeout: Duration) -> Result<Upstream, String> {
+        let port = authority.port_u16().unwrap_or(80);
+        // An IPv6 literal comes bracketed; the socket address wants it bare.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        // Credentials in the URL are not for the Host header.
+        let host_header = authority.as_str().rsplit('@').next().unwrap_or_default();
+        let host = HeaderValue::from_str(host_header)
+            .map_err(|_| format!("upstream host {host_header:?} is not a valid Host header"))?;
+        Ok(Upstream {
+            address,
+            host,
+            connect_timeout,
+            pools: (0..=cores()).map(|_| Mutex::default()).collect(),
+        })
     }
 
-    /// The calling worker's client.
-    fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
-        current_worker()
-            .and_then(|worker| self.clients.get(worker + 1))
-            .unwrap_or(&self.clients[0])
+    /// The calling worker's pool.
+    fn pool(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle>> {
+        let pool = current_worker()
+            .and_then(|worker| self.pools.get(worker + 1))
+            .unwrap_or(&self.pools[0]);
+        // A pool holds no invariant a panic could break half way.
+        pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends one request and reads the whole answer within `timeout`.
+    /// The most recently used idle connection that is still open and fresh, if any.
+    fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut pool = self.pool();
+        while let Some(idle) = pool.pop_back() {
+            if idle.since.elapsed() < IDLE_TIMEOUT && idle.sender.is_ready() {
+                return Some(idle.sender);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose exchange is over for the next request.
+    fn checkin(&self, sender: SendRequest<Full<Bytes>>) {
+        if !sender.is_ready() {
+            return;
+        }
+        let mut pool = self.pool();
+        while pool
+            .front()
+            .is_some_and(|idle| idle.since.elapsed() >= IDLE_TIMEOUT)
+        {
+            pool.pop_front();
+        }
+        if pool.len() < MAX_IDLE {
+            pool.push_back(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// A new connection, driven by a task of the calling runtime.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+            .await
+            .map_err(|_| {
+                Failure::NotSent(format!(
+                    "cannot connect: no connection within {} ms",
+                    self.connect_timeout.as_millis()
+                ))
+            })?
+            .map_err(|e| Failure::NotSent(format!("cannot connect: {e}")))?;
+        // Requests are written whole: send them at once.
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Failure::NotSent(format!("cannot connect: {}", source_text(&e))))?;
+        // Ends when the provider closes the connection, or once the sender is dropped.
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// Sends one request (`path_and_query` in origin form) and reads the whole answer within
+    /// `timeout`.
     pub async fn send(
         &self,
         method: &Method,
-        uri: Uri,
+        path_and_query: &str,
         headers: &HeaderMap,
         body: Bytes,
         timeout: Duration,
     ) -> Reply {
+        let Ok(uri) = Uri::try_from(path_and_query) else {
+            return Reply::Failed {
+                sent: NoResponse::NotSent,
+                error: format!("cannot build an upstream request for {path_and_query:?}"),
+            };
+        };
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers.clone();
-        let exchange = async {
-            let response = self.client().request(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(Failure::Body)?
-                .to_bytes();
-            Ok::<_, Failure>(Reply::Response {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body,
-            })
-        };
+        request
+            .headers_mut()
+            .insert(header::HOST, self.host.clone());
+        // Set once a request may have been written: a deadline that passes before, while
+        // connecting, leaves the request certainly unsent.
+        let written = AtomicBool::new(false);
+        let exchange = self.exchange(request, &written);
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => reply,
-            // Only a connection that never opened proves the request was not sent; hyper's client
-            // already re-sends by itself a request that a dead pooled connection never took.
-            Ok(Err(Failure::Client(e))) if e.is_connect() => Reply::Failed {
+            Ok(Err(Failure::NotSent(error))) => Reply::Failed {
                 sent: NoResponse::NotSent,
-                error: format!("cannot connect: {}", source_text(&e)),
+                error,
             },
-            Ok(Err(e)) => Reply::Failed {
+            Ok(Err(Failure::MaybeSent(error))) => Reply::Failed {
                 sent: NoResponse::MaybeSent,
-                error: e.to_string(),
+                error,
             },
             Err(_) => Reply::Failed {
-                sent: NoResponse::MaybeSent,
+                sent: if written.load(Ordering::Relaxed) {
+                    NoResponse::MaybeSent
+                } else {
+                    NoResponse::NotSent
+                },
                 error: format!("no answer within {} ms", timeout.as_millis()),
             },
         }
     }
-}
 
-/// Why an exchange failed before a whole response was read.
-enum Failure {
-    Client(hyper_util::client::legacy::Error),
-    Body(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl From<hyper_util::client::legacy::Error> for Failure {
-    fn from(e: hyper_util::client::legacy::Error) -> Failure {
-        Failure::Client(e)
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Client(e) => write!(f, "request failed: {}", source_text(e)),
-            Failure::Body(e) => write!(f, "response body failed: {e}"),
+    async fn exchange(
+        &self,
+        mut request: Request<Full<Bytes>>,
+        written: &AtomicBool,
+    ) -> Result<Reply, Failure> {
+        loop {
+            let (mut sender, reused) = match self.checkout() {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            written.store(true, Ordering::Relaxed);
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                        .collect()
+                        .await
+                        .map_err(|e| Failure::MaybeSent(format!("response body failed: {e}")))?
+                        .to_bytes();
+                    self.checkin(sender);
+                    return Ok(Reply::Response {
+                        status: parts.status.as_u16(),
+                        headers: parts.headers,
+                        body,
+                    });
+                }
+                Err(mut e) => match e.take_message() {
+                    // A pooled connection the provider closed while it was idle hands the request
+                    // back unwritten: it goes on another connection.
+                    Some(unsent) if reused => {
+                        written.store(false, Ordering::Relaxed);
+                        request = unsent;
+                        continue;
+                    }
+                    Some(_) => {
+                        return Err(Failure::NotSent(format!(
+                            "cannot send: {}",
+                            source_text(e.error())
+                        )))
+                    }
+                    None => {
+                        return Err(Failure::MaybeSent(format!(
+                            "request failed: {}",
+                            source_text(e.error())
+                        )))
+                    }
+                },
+            }
         }
     }
 }
 
-/// The innermost cause: hyper's outer errors say little ("client error (Connect)").
+/// Why an exchange failed before a whole response was read, by whether the request can have
+/// reached the provider.
+enum Failure {
+    /// Certainly not: no connection, or a connection that refused it before writing it.
+    NotSent(String),
+    /// Maybe: it may have been written, whole or in part.
+    MaybeSent(String),
+}
+
+/// The innermost cause: hyper's outer errors say little ("connection closed before message
+/// completed" is the useful part).
 fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
@@ -210,23 +339,30 @@ mod tests {
         assert_eq!(names, ["authorization", "idempotency-key"]);
     }
 
-    #[tokio::test]
-    async fn a_refused_connection_is_not_sent_and_a_silent_server_may_have_it() {
-        let upstream = Upstream::new(Duration::from_secs(2));
-        // A port nobody listens on: bind one, note it, close it.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = closed.local_addr().unwrap().port();
-        drop(closed);
-        let uri: Uri = format!("http://127.0.0.1:{port}/pay").parse().unwrap();
-        let reply = upstream
+    fn upstream(addr: std::net::SocketAddr) -> Upstream {
+        let authority: Authority = addr.to_string().parse().unwrap();
+        Upstream::new(&authority, Duration::from_secs(2)).unwrap()
+    }
+
+    async fn post(upstream: &Upstream, timeout: Duration) -> Reply {
+        upstream
             .send(
                 &Method::POST,
-                uri,
+                "/prefix/pay?x=1",
                 &HeaderMap::new(),
-                Bytes::new(),
-                Duration::from_secs(2),
+                Bytes::from_static(b"{}"),
+                timeout,
             )
-            .await;
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_not_sent_and_a_silent_server_may_have_it() {
+        // A port nobody listens on: bind one, note it, close it.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let reply = post(&upstream(addr), Duration::from_secs(2)).await;
         assert!(
             matches!(
                 reply,
@@ -246,16 +382,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop(socket);
         });
-        let uri: Uri = format!("http://{addr}/pay").parse().unwrap();
-        let reply = upstream
-            .send(
-                &Method::POST,
-                uri,
-                &HeaderMap::new(),
-                Bytes::from_static(b"{}"),
-                Duration::from_millis(200),
-            )
-            .await;
+        let reply = post(&upstream(addr), Duration::from_millis(200)).await;
         assert!(
             matches!(
                 reply,
@@ -267,5 +394,93 @@ mod tests {
             "{reply:?}"
         );
         held.abort();
+    }
+
+    /// A provider that answers one request per connection, then closes it; what each request's
+    /// head was.
+    async fn one_answer_per_connection(
+        listener: tokio::net::TcpListener,
+        connections: usize,
+    ) -> Vec<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut heads = Vec::new();
+        for _ in 0..connections {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !received.windows(6).any(|w| w == b"\r\n\r\n{}") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                received.extend_from_slice(&buf[..n]);
+            }
+            heads.push(String::from_utf8_lossy(&received).into_owned());
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // No `Connection: close`: the gateway learns of the close only from the socket.
+            drop(socket);
+        }
+        heads
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_closed_by_the_provider_is_replaced_not_an_unknown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let provider = tokio::spawn(one_answer_per_connection(listener, 2));
+        let upstream = upstream(addr);
+        for _ in 0..2 {
+            let reply = post(&upstream, Duration::from_secs(2)).await;
+            assert!(
+                matches!(&reply, Reply::Response { status: 200, body, .. } if body == "ok"),
+                "{reply:?}"
+            );
+            // The provider's close reaches the idle connection before the next request.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let heads = provider.await.unwrap();
+        for head in heads {
+            assert!(
+                head.starts_with("POST /prefix/pay?x=1 HTTP/1.1\r\n"),
+                "{head}"
+            );
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&format!("\r\nhost: {addr}\r\n")),
+                "{head}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_serves_the_next_request() {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = server.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(socket),
+                    hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    }),
+                ));
+            }
+        });
+        let upstream = upstream(addr);
+        for _ in 0..5 {
+            let reply = post(&upstream, Duration::from_secs(2)).await;
+            assert!(
+                matches!(reply, Reply::Response { status: 200, .. }),
+                "{reply:?}"
+            );
+        }
+        assert_eq!(accepted.load(Ordering::Relaxed), 1);
     }
 }
