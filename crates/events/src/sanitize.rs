@@ -2,7 +2,7 @@
 //!
 //! Every text field of an [`Event`] goes through [`sanitize_text`] on the writer thread, whoever built
 //! the event: card numbers are masked to first 6 + last 4 by [`payerr::pan::mask_pans`] (13–19 digits
-//! passing Luhn, also grouped with spaces, dashes, `+` or `%20`, or followed by an expiry), and `name=value` pairs whose name looks like a
+//! passing Luhn, also grouped with spaces, dashes or `+`, plain or percent-encoded, or followed by an expiry), and `name=value` pairs whose name looks like a
 //! card security code are removed whole. The path is the obvious place for such a pair (a query
 //! string), but an error text can quote the upstream URL, so every field is treated alike.
 
@@ -184,7 +184,8 @@ fn percent_decode(text: &str) -> String {
 /// its `-wal` file is empty (what the gateway's tests check).
 ///
 /// A card number is what [`mask_pans`] masks: 13–19 digits passing Luhn, in one run (alone or with
-/// its expiry) or in groups joined by a single space, dash, `+` or `%20`. The definition is the sanitizer's own, so the scan checks what
+/// its expiry) or in groups joined by a single space, dash or `+`, plain or percent-encoded (`%20`,
+/// `%2D`, `%2B`). The definition is the sanitizer's own, so the scan checks what
 /// the sanitizer promises, and an id of 20 digits or more (which it keeps) is not reported. In a
 /// binary file a stored text can sit next to bytes that happen to be ASCII digits (a SQLite record
 /// header, an integer) and lengthen its run; a sanitizer bypassed by mistake shows up all the same,
@@ -193,11 +194,14 @@ pub fn find_card_numbers(bytes: &[u8]) -> Vec<String> {
     // Card numbers consist of digits and their joiners only, so the candidates are the maximal runs
     // of those bytes; mask_pans sees the same digit groups in a run as in the surrounding text.
     bytes
-        .split(|b| !(b.is_ascii_digit() || b" -+%".contains(b)))
+        .split(|b| !(b.is_ascii_digit() || b" -+%BbDd".contains(b)))
         .filter(|run| run.iter().filter(|b| b.is_ascii_digit()).count() >= 13)
         .filter_map(|run| std::str::from_utf8(run).ok())
         .filter(|run| matches!(mask_pans(run), Cow::Owned(_)))
-        .map(|run| run.trim_matches([' ', '-', '+', '%']).to_owned())
+        .map(|run| {
+            run.trim_matches([' ', '-', '+', '%', 'B', 'b', 'D', 'd'])
+                .to_owned()
+        })
         .collect()
 }
 
@@ -304,6 +308,7 @@ mod tests {
         bytes.extend_from_slice(b"x 5500-0055-5555-5559 y\xff");
         bytes.extend_from_slice(b"?p=4012+8888+8888+1881&q=4111%201111%201111%201111\x00");
         bytes.extend_from_slice(b"t=41111111111111111229;");
+        bytes.extend_from_slice(b"&c=4111%2D1111%2d1111%2D1111&");
         // Not card numbers: masked, failing Luhn, too long to be one.
         bytes.extend_from_slice(b"411111******1111 4111111111111112 12345678901234567890123456");
         assert_eq!(
@@ -313,7 +318,8 @@ mod tests {
                 "5500-0055-5555-5559",
                 "4012+8888+8888+1881",
                 "4111%201111%201111%201111",
-                "41111111111111111229"
+                "41111111111111111229",
+                "4111%2D1111%2d1111%2D1111"
             ]
         );
         assert!(find_card_numbers(b"").is_empty());
@@ -332,6 +338,7 @@ mod tests {
             "4111+1111+1111+1111",
             "5500%200055%205555%205559",
             "41111111111111111229",
+            "4012%2D8888%2D8888%2D1881",
         ];
         for (i, pan) in pans.into_iter().enumerate() {
             let mut e = event(1, &format!("req-{pan}"), &format!("acme{pan}"), 1);

@@ -6,8 +6,8 @@ use std::ops::Range;
 /// Masks every card number in `text` to its first 6 and last 4 digits (`411111******1111`).
 ///
 /// A card number is 13–19 digits passing the Luhn check, written as one run or in groups separated by
-/// single spaces, dashes, `+` or `%20` (`4111 1111 1111 1111`, `4111-1111-1111-1111`, and the two
-/// ways a URL writes a space). Within a longer sequence of groups (a card number followed by an
+/// single spaces, dashes or `+`, or by those percent-encoded (`%20`, `%2D`, `%2B`, either case):
+/// `4111 1111 1111 1111`, `4111-1111-1111-1111`, and the ways a URL writes them. Within a longer sequence of groups (a card number followed by an
 /// expiry year), the first contiguous groups that form a card number are masked. A card number
 /// written with its expiry in one run of digits (`PAN` + `MMYY` or `YYMM`, as track data and some
 /// forms do) is masked too, expiry kept. Separators are kept, so the text keeps its shape.
@@ -49,7 +49,8 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// Runs of digits starting at `start`, joined by a single space, dash, `+` or `%20`.
+/// Runs of digits starting at `start`, joined by a single space, dash or `+`, or one of those
+/// percent-encoded.
 fn digit_groups(bytes: &[u8], start: usize) -> Vec<Range<usize>> {
     let mut groups = Vec::new();
     let mut i = start;
@@ -61,7 +62,7 @@ fn digit_groups(bytes: &[u8], start: usize) -> Vec<Range<usize>> {
         groups.push(begin..i);
         let joiner = match bytes.get(i..) {
             Some([b' ' | b'-' | b'+', ..]) => 1,
-            Some([b'%', b'2', b'0', ..]) => 3,
+            Some([b'%', b'2', b'0' | b'D' | b'd' | b'B' | b'b', ..]) => 3,
             _ => 0,
         };
         if joiner == 0 || !bytes.get(i + joiner).is_some_and(u8::is_ascii_digit) {
@@ -184,6 +185,15 @@ mod tests {
         assert_eq!(
             mask_pans("/pay?card=4111%201111%201111%201111"),
             "/pay?card=4111%2011**%20****%201111"
+        );
+        // And a dash or a `+` percent-encoded, in either case.
+        assert_eq!(
+            mask_pans("/pay?card=4111%2D1111%2d1111%2D1111"),
+            "/pay?card=4111%2D11**%2d****%2D1111"
+        );
+        assert_eq!(
+            mask_pans("card=5500%2B0055%2b5555%2B5559"),
+            "card=5500%2B00**%2b****%2B5559"
         );
         // Two spaces do not join groups; short groups alone are no card number.
         assert_eq!(mask_pans("4111  1111 1111 1111"), "4111  1111 1111 1111");
