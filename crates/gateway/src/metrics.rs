@@ -19,6 +19,18 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (count, bound) in self.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
 /// Counters shared by every connection. One lock per update: the gateway's attempts are few next
 /// to the network time each costs.
 #[derive(Default)]
@@ -77,25 +89,17 @@ impl Metrics {
         count(&mut lock(&self.attempts), (provider, kind));
         let seconds = elapsed.as_secs_f64();
         let mut latency = lock(&self.latency);
-        if !latency.contains_key(provider) {
-            latency.insert(
-                provider.to_owned(),
-                Histogram {
+        match latency.get_mut(provider) {
+            Some(h) => h.observe(seconds),
+            None => {
+                let mut h = Histogram {
                     counts: vec![0; BUCKETS.len()],
                     ..Histogram::default()
-                },
-            );
-        }
-        let Some(h) = latency.get_mut(provider) else {
-            return;
-        };
-        for (count, bound) in h.counts.iter_mut().zip(BUCKETS) {
-            if seconds <= *bound {
-                *count += 1;
+                };
+                h.observe(seconds);
+                latency.insert(provider.to_owned(), h);
             }
         }
-        h.sum += seconds;
-        h.count += 1;
     }
 
     /// Counts a request the front door turned away with `code`.

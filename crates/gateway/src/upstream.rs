@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 /// Largest provider response read; a larger one is a failed attempt (it was sent: unknown).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
-/// An idle connection is closed after this long.
+/// An idle connection unused this long is closed when its pool is next used.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Idle connections kept per worker and provider; beyond, a connection is closed after its answer.

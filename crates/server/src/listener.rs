@@ -12,7 +12,7 @@ use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::{mpsc, oneshot, Barrier};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::LogLevel;
 use crate::log::{Field, Logger};
@@ -192,7 +192,13 @@ impl Connections {
             // The worker registers the socket with its own runtime.
             Connections::Dealt(workers, dealt) => match stream.into_std() {
                 Ok(stream) => {
-                    workers.deal(*dealt, stream);
+                    if !workers.deal(*dealt, stream) {
+                        logger.log(
+                            LogLevel::Error,
+                            "a worker thread has stopped; its connection is closed",
+                            &[("worker", Field::U64((*dealt % workers.queues.len()) as u64))],
+                        );
+                    }
                     *dealt = dealt.wrapping_add(1);
                 }
                 Err(e) => logger.log(
@@ -254,6 +260,8 @@ struct Workers {
     queues: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
     /// Whether each worker drained its connections within the grace period.
     drained: Vec<oneshot::Receiver<bool>>,
+    /// Dropped once every worker has drained (or died): then they stop their runtimes.
+    release: watch::Sender<()>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -264,10 +272,11 @@ impl Workers {
         F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
     {
         let count = count.max(1);
-        let all_drained = Arc::new(Barrier::new(count));
+        let (release, released) = watch::channel(());
         let mut workers = Workers {
             queues: Vec::with_capacity(count),
             drained: Vec::with_capacity(count),
+            release,
             threads: Vec::with_capacity(count),
         };
         for index in 0..count {
@@ -287,14 +296,15 @@ impl Workers {
             // Every worker keeps its runtime running until all have drained: a resource one worker
             // made (a pooled store connection) may be in use on another, and only its own runtime
             // drives it.
-            let all_drained = all_drained.clone();
+            let mut released = released.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("payerr-worker-{index}"))
                 .spawn(move || {
                     WORKER.set(Some(index));
                     runtime.block_on(async move {
                         let _ = drained.send(worker.run().await);
-                        all_drained.wait().await;
+                        // Ends when the sender is dropped.
+                        let _ = released.changed().await;
                     });
                     // Connections still open after the grace period are dropped here.
                     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -307,10 +317,12 @@ impl Workers {
         Ok(workers)
     }
 
-    /// Hands a connection to the `n`-th worker (modulo their number).
-    fn deal(&self, n: usize, stream: std::net::TcpStream) {
-        // A worker's queue closes only when it stops, which happens after the accept loop ends.
-        let _ = self.queues[n % self.queues.len()].send(stream);
+    /// Hands a connection to the `n`-th worker (modulo their number); false when that worker is
+    /// gone (the connection is then closed).
+    fn deal(&self, n: usize, stream: std::net::TcpStream) -> bool {
+        // A worker's queue closes only when it stops, which happens after the accept loop ends,
+        // unless the worker died.
+        self.queues[n % self.queues.len()].send(stream).is_ok()
     }
 
     /// Stops every worker and waits for them; whether all drained within the grace period.
@@ -318,13 +330,16 @@ impl Workers {
         let Workers {
             queues,
             drained,
+            release,
             threads,
         } = self;
         drop(queues);
         let mut all = true;
         for worker in drained {
+            // A worker that died answers nothing: it did not drain.
             all &= worker.await.unwrap_or(false);
         }
+        drop(release);
         // The workers are past their grace period: only their runtimes' shutdown is left.
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {
@@ -376,7 +391,8 @@ thread_local! {
 }
 
 /// The index of the worker thread the caller runs on (`0..n` for [`Threading::Dealt`]`(n)`), `None`
-/// off the worker threads. Resources that belong to one runtime (pooled connections) are kept per worker with it.
+/// off the worker threads. Resources that belong to one runtime (pooled connections) are kept per
+/// worker with it.
 pub fn current_worker() -> Option<usize> {
     WORKER.get()
 }
