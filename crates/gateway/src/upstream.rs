@@ -398,6 +398,39 @@ mod tests {
         held.abort();
     }
 
+    #[tokio::test]
+    async fn a_deadline_that_passes_while_connecting_is_not_sent() {
+        // A listener that never accepts, its queue filled: further connections hang in SYN.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            match tokio::time::timeout(
+                Duration::from_millis(100),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => queued.push(stream),
+                _ => break,
+            }
+        }
+        let reply = post(&upstream(addr), Duration::from_millis(300)).await;
+        assert!(
+            matches!(
+                &reply,
+                Reply::Failed {
+                    sent: NoResponse::NotSent,
+                    error,
+                } if error.starts_with("no answer within 300 ms")
+            ),
+            "{reply:?}"
+        );
+        drop(listener);
+    }
+
     /// A provider that answers one request per connection, then closes it; what each request's
     /// head was.
     async fn one_answer_per_connection(
@@ -455,8 +488,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_kept_connection_serves_the_next_request() {
+    /// A provider answering `ok` to every request; the count of connections it accepted.
+    async fn provider() -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap();
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -475,6 +511,12 @@ mod tests {
                 ));
             }
         });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_serves_the_next_request() {
+        let (addr, accepted) = provider().await;
         let upstream = upstream(addr);
         for _ in 0..5 {
             let reply = post(&upstream, Duration::from_secs(2)).await;
@@ -484,5 +526,18 @@ mod tests {
             );
         }
         assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved_and_each_address_tried() {
+        let (addr, _) = provider().await;
+        // `localhost` may resolve to ::1 first, where nothing listens.
+        let authority: Authority = format!("localhost:{}", addr.port()).parse().unwrap();
+        let upstream = Upstream::new(&authority, Duration::from_secs(2)).unwrap();
+        let reply = post(&upstream, Duration::from_secs(2)).await;
+        assert!(
+            matches!(reply, Reply::Response { status: 200, .. }),
+            "{reply:?}"
+        );
     }
 }
