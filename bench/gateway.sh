@@ -56,7 +56,8 @@ trap 'exit 143' TERM
 
 SIM_PORT=$(free_port)
 "$BIN" simulate --dialect pts --listen "127.0.0.1:$SIM_PORT" --log-level warn >"$WORK/sim.log" 2>&1 &
-PIDS+=($!)
+SIM_PID=$!
+PIDS+=("$SIM_PID")
 wait_http "http://127.0.0.1:$SIM_PORT/__simulator/stats"
 
 GW_PORT=$(free_port)
@@ -71,7 +72,8 @@ dialect = "pts"
 upstream = "http://127.0.0.1:$SIM_PORT"
 TOML
 "$BIN" gateway --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
-PIDS+=($!)
+GW_PID=$!
+PIDS+=("$GW_PID")
 wait_http "http://127.0.0.1:$GW_PORT/healthz"
 
 NGINX_PORT=$(free_port)
@@ -100,8 +102,10 @@ http {
 }
 CONF
 nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.out" 2>&1 &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
 wait_http "http://127.0.0.1:$NGINX_PORT/pts/__simulator/stats"
+NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
 
 cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -109,7 +113,7 @@ wrk.body = '{"amount":1000,"currency":"USD","order_id":"bench-order"}'
 wrk.headers["Content-Type"] = "application/json"
 function done(summary, latency, _)
    local e = summary.errors
-   io.write(string.format("wrk-result rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d socket_errors=%d\n",
+   io.write(string.format("wrk-result requests=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d socket_errors=%d\n", summary.requests,
       summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
       latency:percentile(99) / 1000, e.status, e.connect + e.read + e.write + e.timeout))
 end
@@ -120,16 +124,28 @@ field() {
     echo "${rest%% *}"
 }
 
-# run NAME URL: one wrk run; appends rps, p50, p99 to NAME's lists.
+# CPU time (utime+stime, in clock ticks) of processes, from /proc: where each request's cost goes.
+TICK=$(getconf CLK_TCK)
+ticks() { for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done | awk '{ t += $12 + $13 } END { print t + 0 }'; }
+
+# run NAME URL PROXY_PIDS...: one wrk run; appends rps, p50, p99 to NAME's lists and prints them with
+# the CPU each request cost the proxy (none for direct) and the simulator.
 declare -A RPS P50 P99
 run() {
-    local name=$1 url=$2 out
+    local name=$1 url=$2 out p0 s0 p1 s1
+    shift 2
+    p0=$(ticks "$@") s0=$(ticks "$SIM_PID")
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/post.lua" "$url" | grep '^wrk-result') ||
         die "wrk against $name failed"
+    p1=$(ticks "$@") s1=$(ticks "$SIM_PID")
     [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] ||
         die "$name: non-2xx answers or socket errors: $out"
     RPS[$name]+="$(field rps "$out") " P50[$name]+="$(field p50_ms "$out") " P99[$name]+="$(field p99_ms "$out") "
-    printf '%-8s %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms\n' "$name" "$(field rps "$out")" "$(field p50_ms "$out")" "$(field p99_ms "$out")"
+    per_request() { awk -v t="$1" -v n="$(field requests "$out")" -v hz="$TICK" 'BEGIN { printf "%5.1f us", t * 1e6 / hz / n }'; }
+    local proxy="    -   "
+    (($#)) && proxy=$(per_request $((p1 - p0)))
+    printf '%-8s %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms  | cpu per request: proxy %s, simulator %s\n' \
+        "$name" "$(field rps "$out")" "$(field p50_ms "$out")" "$(field p99_ms "$out")" "$proxy" "$(per_request $((s1 - s0)))"
 }
 mean() { printf '%s\n' $1 | awk '{ s += $1 } END { printf "%.3f\n", s / NR }'; }
 
@@ -141,8 +157,9 @@ done
 for round in $(seq "$ROUNDS"); do
     echo "round $round:"
     run direct "http://127.0.0.1:$SIM_PORT/v1/payments"
-    run nginx "http://127.0.0.1:$NGINX_PORT/pts/v1/payments"
-    run gateway "http://127.0.0.1:$GW_PORT/pts/v1/payments"
+    # shellcheck disable=SC2086 # one pid per worker
+    run nginx "http://127.0.0.1:$NGINX_PORT/pts/v1/payments" $NGINX_WORKERS
+    run gateway "http://127.0.0.1:$GW_PORT/pts/v1/payments" "$GW_PID"
 done
 
 for name in direct nginx gateway; do
