@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 /// Largest provider response read; a larger one is a failed attempt (it was sent: unknown).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
-/// An idle connection unused this long is closed when its pool is next used.
+/// An idle connection unused this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Idle connections kept per worker and provider; beyond, a connection is closed after its answer.
@@ -61,13 +61,59 @@ pub struct Upstream {
     /// The `Host` header of every request.
     host: HeaderValue,
     connect_timeout: Duration,
-    pools: Box<[Mutex<VecDeque<Idle>>]>,
+    idle_timeout: Duration,
+    pools: Box<[Arc<Mutex<Pool>>]>,
+}
+
+/// One worker's idle connections to a provider.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Oldest first.
+    idle: VecDeque<Idle>,
+    /// Whether a task of the worker's runtime is closing the connections that expire.
+    reaper: bool,
 }
 
 #[derive(Debug)]
 struct Idle {
     sender: SendRequest<Full<Bytes>>,
     since: Instant,
+}
+
+impl Pool {
+    /// Closes the connections idle for `idle_timeout` or more.
+    fn expire(&mut self, idle_timeout: Duration) {
+        while self
+            .idle
+            .front()
+            .is_some_and(|idle| idle.since.elapsed() >= idle_timeout)
+        {
+            self.idle.pop_front();
+        }
+    }
+}
+
+/// Closes a pool's connections as they expire, until none is left idle.
+async fn reap(pool: Arc<Mutex<Pool>>, idle_timeout: Duration) {
+    loop {
+        let wait = {
+            let mut pool = lock(&pool);
+            pool.expire(idle_timeout);
+            match pool.idle.front() {
+                Some(oldest) => idle_timeout.saturating_sub(oldest.since.elapsed()),
+                None => {
+                    pool.reaper = false;
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A pool holds no invariant a panic could break half way.
+fn lock(pool: &Mutex<Pool>) -> std::sync::MutexGuard<'_, Pool> {
+    pool.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Upstream {
@@ -93,47 +139,47 @@ impl Upstream {
             address,
             host,
             connect_timeout,
-            pools: (0..=cores()).map(|_| Mutex::default()).collect(),
+            idle_timeout: IDLE_TIMEOUT,
+            pools: (0..=cores()).map(|_| Arc::default()).collect(),
         })
     }
 
     /// The calling worker's pool.
-    fn pool(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle>> {
-        let pool = current_worker()
+    fn pool(&self) -> &Arc<Mutex<Pool>> {
+        current_worker()
             .and_then(|worker| self.pools.get(worker + 1))
-            .unwrap_or(&self.pools[0]);
-        // A pool holds no invariant a panic could break half way.
-        pool.lock().unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(&self.pools[0])
     }
 
     /// The most recently used idle connection that is still open and fresh, if any.
     fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
-        let mut pool = self.pool();
-        while let Some(idle) = pool.pop_back() {
-            if idle.since.elapsed() < IDLE_TIMEOUT && idle.sender.is_ready() {
+        let mut pool = lock(self.pool());
+        while let Some(idle) = pool.idle.pop_back() {
+            if idle.since.elapsed() < self.idle_timeout && idle.sender.is_ready() {
                 return Some(idle.sender);
             }
         }
         None
     }
 
-    /// Keeps a connection whose exchange is over for the next request.
+    /// Keeps a connection whose exchange is over for the next request, on a task of the calling
+    /// runtime.
     fn checkin(&self, sender: SendRequest<Full<Bytes>>) {
         if !sender.is_ready() {
             return;
         }
-        let mut pool = self.pool();
-        while pool
-            .front()
-            .is_some_and(|idle| idle.since.elapsed() >= IDLE_TIMEOUT)
-        {
-            pool.pop_front();
-        }
-        if pool.len() < MAX_IDLE {
-            pool.push_back(Idle {
+        let shared = self.pool();
+        let mut pool = lock(shared);
+        pool.expire(self.idle_timeout);
+        if pool.idle.len() < MAX_IDLE {
+            pool.idle.push_back(Idle {
                 sender,
                 since: Instant::now(),
             });
+        }
+        if !pool.reaper && !pool.idle.is_empty() {
+            pool.reaper = true;
+            tokio::spawn(reap(shared.clone(), self.idle_timeout));
         }
     }
 
@@ -526,6 +572,43 @@ mod tests {
             );
         }
         assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_when_it_expires_with_no_more_traffic() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let provider = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let mut received = Vec::new();
+            while !received.ends_with(b"{}") {
+                let n = socket.read(&mut buf).await.unwrap();
+                received.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Kept alive by the provider: only the gateway can close it now.
+            let answered = Instant::now();
+            let closed = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await;
+            (matches!(closed, Ok(Ok(0))), answered.elapsed())
+        });
+        let mut upstream = upstream(addr);
+        upstream.idle_timeout = Duration::from_millis(200);
+        let reply = post(&upstream, Duration::from_secs(2)).await;
+        assert!(
+            matches!(reply, Reply::Response { status: 200, .. }),
+            "{reply:?}"
+        );
+        let (closed, after) = provider.await.unwrap();
+        assert!(closed, "the idle connection was not closed");
+        assert!(
+            after >= Duration::from_millis(200),
+            "closed after {after:?}"
+        );
     }
 
     #[tokio::test]
