@@ -252,6 +252,8 @@ impl Upstream {
         }
     }
 
+    /// One request on a pooled or new connection, its answer read whole; `written` is set while
+    /// the request may be on the wire.
     async fn exchange(
         &self,
         mut request: Request<Full<Bytes>>,

@@ -139,7 +139,7 @@ impl Listener {
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: wait a moment instead of spinning.
-                        logger.log(LogLevel::Warn, "accept failed", &[("error", Field::Str(&e.to_string()))]);
+                        accept_failed(logger, &e);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -201,11 +201,7 @@ impl Connections {
                     }
                     *dealt = dealt.wrapping_add(1);
                 }
-                Err(e) => logger.log(
-                    LogLevel::Warn,
-                    "accept failed",
-                    &[("error", Field::Str(&e.to_string()))],
-                ),
+                Err(e) => accept_failed(logger, &e),
             },
         }
     }
@@ -228,6 +224,15 @@ impl Here {
             graceful: GracefulShutdown::new(),
         }
     }
+}
+
+/// A connection that could not be taken: accepting it, or handing it to a worker, failed.
+fn accept_failed(logger: &Logger, e: &std::io::Error) {
+    logger.log(
+        LogLevel::Warn,
+        "accept failed",
+        &[("error", Field::Str(&e.to_string()))],
+    );
 }
 
 /// Serves one connection on a task of the current runtime.
@@ -374,11 +379,7 @@ where
                     (self.connect)(stream, &self.here.builder, &self.here.graceful),
                     &self.logger,
                 ),
-                Err(e) => self.logger.log(
-                    LogLevel::Warn,
-                    "accept failed",
-                    &[("error", Field::Str(&e.to_string()))],
-                ),
+                Err(e) => accept_failed(&self.logger, &e),
             }
         }
         drain(self.here.graceful, self.grace).await
