@@ -50,6 +50,12 @@
 //! commits (never corrupt the file). An event refused because the queue was full is counted in
 //! [`EventLog::dropped`]; a batch that fails to commit twice is counted in [`EventLog::lost`].
 //!
+//! # Retention
+//!
+//! Events are kept for ever unless [`EventLogOptions::retention`] is set: then the writer thread
+//! deletes older events when the log opens and every minute, a few thousand per transaction
+//! ([`EventLog::pruned`] counts them).
+//!
 //! # Sanitizing
 //!
 //! Nothing is stored unsanitized: every text field has card numbers masked to first 6 + last 4 and

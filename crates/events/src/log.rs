@@ -8,14 +8,14 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::event::Event;
+use crate::event::{now_ms, Event};
 use crate::sanitize::sanitize;
 use crate::schema;
 
@@ -30,6 +30,9 @@ pub struct EventLogOptions {
     pub flush_interval: Duration,
     /// Most events committed in one transaction. Default 1000. At least 1.
     pub max_batch: usize,
+    /// Events older than this are deleted by the writer: when the log opens, then every minute.
+    /// Default `None`: events are kept for ever.
+    pub retention: Option<Duration>,
 }
 
 impl Default for EventLogOptions {
@@ -38,9 +41,17 @@ impl Default for EventLogOptions {
             capacity: 65_536,
             flush_interval: Duration::from_millis(100),
             max_batch: 1000,
+            retention: None,
         }
     }
 }
+
+/// How often the writer deletes events older than the retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Events deleted per transaction: as many as a full batch writes, so each holds the write lock for
+/// a few milliseconds only, and deleting keeps pace with writing under any load.
+const PRUNE_CHUNK: usize = 1_000;
 
 /// The event log of one data directory: [`record`](EventLog::record) from any thread, never blocking;
 /// one writer thread commits to `DATA_DIR/events.sqlite3`.
@@ -62,6 +73,7 @@ struct Shared {
     dropped: AtomicU64,
     written: AtomicU64,
     lost: AtomicU64,
+    pruned: AtomicU64,
     write_errors: AtomicU64,
     /// Events in the channel, so `record` can wake the writer when a batch is full.
     queued: AtomicU64,
@@ -91,6 +103,8 @@ impl EventLog {
             shared: Arc::clone(&shared),
             flush_interval: options.flush_interval,
             max_batch: options.max_batch.max(1),
+            retention: options.retention,
+            next_prune: Instant::now(),
         };
         let writer = thread::Builder::new()
             .name("payerr-events".to_owned())
@@ -146,7 +160,13 @@ impl EventLog {
         self.shared.lost.load(Ordering::Relaxed)
     }
 
-    /// Failed commits (disk full, I/O error, lock held too long by another process).
+    /// Events deleted because they were older than the retention.
+    pub fn pruned(&self) -> u64 {
+        self.shared.pruned.load(Ordering::Relaxed)
+    }
+
+    /// Failed commits, of events or of deletions (disk full, I/O error, lock held too long by
+    /// another process).
     pub fn write_errors(&self) -> u64 {
         self.shared.write_errors.load(Ordering::Relaxed)
     }
@@ -209,6 +229,9 @@ struct Writer {
     shared: Arc<Shared>,
     flush_interval: Duration,
     max_batch: usize,
+    retention: Option<Duration>,
+    /// When the next deletion round is due (with a retention).
+    next_prune: Instant,
 }
 
 impl Writer {
@@ -216,12 +239,14 @@ impl Writer {
         // When the previous batch was taken: events queued since then are at most this old.
         let mut last_take = Instant::now();
         loop {
+            self.prune_if_due();
             let (first, deadline) = match self.receiver.try_recv() {
                 Ok(event) => (event, last_take + self.flush_interval),
-                Err(TryRecvError::Empty) => match self.receiver.recv() {
+                Err(TryRecvError::Empty) => match self.wait_for_event() {
                     // Idle until now: this event is the oldest, its batch waits from now on.
                     Ok(event) => (event, Instant::now() + self.flush_interval),
-                    Err(_) => return,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
                 },
                 Err(TryRecvError::Disconnected) => return,
             };
@@ -229,6 +254,60 @@ impl Writer {
             last_take = Instant::now();
             let batch = self.take(first);
             self.write(batch);
+        }
+    }
+
+    /// Sleeps until an event comes, or (with a retention) until the next deletion round is due.
+    fn wait_for_event(&self) -> Result<Event, RecvTimeoutError> {
+        match self.retention {
+            None => self
+                .receiver
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+            Some(_) => self
+                .receiver
+                .recv_timeout(self.next_prune.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    /// Deletes events older than the retention when a round is due, in chunks of [`PRUNE_CHUNK`]
+    /// until none is left. Events waiting to be written go first: while any is queued, one chunk
+    /// goes per batch, and the round goes on after the batch.
+    fn prune_if_due(&mut self) {
+        let Some(retention) = self.retention else {
+            return;
+        };
+        if Instant::now() < self.next_prune || self.shared.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let before_ms = now_ms().saturating_sub(keep_ms);
+        loop {
+            match schema::prune(&mut self.conn, before_ms, PRUNE_CHUNK) {
+                Ok(n) => {
+                    self.shared.pruned.fetch_add(n as u64, Ordering::Relaxed);
+                    if n < PRUNE_CHUNK {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.failed(&e);
+                    break;
+                }
+            }
+            if self.shared.queued.load(Ordering::Relaxed) > 0 {
+                // Still due: the next chunk follows the batch.
+                return;
+            }
+        }
+        self.next_prune = Instant::now() + PRUNE_EVERY;
+    }
+
+    /// Counts a failed commit and keeps its error for the gateway's log.
+    fn failed(&self, e: &rusqlite::Error) {
+        self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.shared.last_error.lock() {
+            *last = Some(e.to_string());
         }
     }
 
@@ -272,10 +351,7 @@ impl Writer {
                     return;
                 }
                 Err(e) => {
-                    self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut last) = self.shared.last_error.lock() {
-                        *last = Some(e.to_string());
-                    }
+                    self.failed(&e);
                     if try_number == 0 && !self.shared.closing.load(Ordering::Relaxed) {
                         thread::park_timeout(self.flush_interval);
                     }
@@ -298,7 +374,7 @@ mod tests {
         EventLogOptions {
             capacity,
             flush_interval: Duration::from_millis(flush_ms),
-            max_batch: 1000,
+            ..EventLogOptions::default()
         }
     }
 
@@ -424,5 +500,92 @@ mod tests {
         }
         drop(log);
         assert_eq!(read_events(dir.path()).expect("reads").len(), 50);
+    }
+
+    /// Events at `ages_ms` before now, one per age, written straight to the database (as an earlier
+    /// run of the gateway would have left them).
+    fn aged_events(dir: &Path, ages_ms: &[i64]) {
+        let log = EventLog::open(dir, EventLogOptions::default()).expect("opens");
+        drop(log);
+        let mut conn = other_connection(dir);
+        let now = now_ms();
+        let events: Vec<Event> = ages_ms
+            .iter()
+            .map(|age| event(now - age, &format!("age-{age}"), "acme", 1))
+            .collect();
+        schema::insert(&mut conn, &events).expect("inserts");
+    }
+
+    #[test]
+    fn with_a_retention_older_events_are_deleted_when_the_log_opens_and_newer_ones_kept() {
+        const DAY_MS: i64 = 86_400_000;
+        let dir = Scratch::new("retention");
+        aged_events(
+            dir.path(),
+            &[3 * DAY_MS, 2 * DAY_MS + 1, 2 * DAY_MS - 60_000, 1_000],
+        );
+        let options = EventLogOptions {
+            retention: Some(Duration::from_secs(2 * 86_400)),
+            ..options(16, 20)
+        };
+        let log = EventLog::open(dir.path(), options).expect("opens");
+        assert!(eventually(|| log.pruned() == 2));
+        // Recording goes on as before; the writer was idle in between, not stuck.
+        log.record(event(now_ms(), "new", "acme", 1));
+        assert!(eventually(|| log.written() == 1));
+        log.close().expect("closes cleanly");
+        let ids: Vec<String> = read_events(dir.path())
+            .expect("reads")
+            .into_iter()
+            .map(|e| e.request_id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                format!("age-{}", 2 * DAY_MS - 60_000),
+                "age-1000".into(),
+                "new".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_retention_nothing_is_deleted() {
+        let dir = Scratch::new("keep");
+        aged_events(dir.path(), &[3_650 * 86_400_000, 1_000]);
+        let log = EventLog::open(dir.path(), options(16, 20)).expect("opens");
+        log.record(event(now_ms(), "new", "acme", 1));
+        assert!(eventually(|| log.written() == 1));
+        assert_eq!(log.pruned(), 0);
+        log.close().expect("closes cleanly");
+        assert_eq!(read_events(dir.path()).expect("reads").len(), 3);
+    }
+
+    #[test]
+    fn a_large_backlog_is_deleted_while_new_events_keep_being_written() {
+        let dir = Scratch::new("backlog");
+        let ages: Vec<i64> = (0..(20 * PRUNE_CHUNK + 7) as i64)
+            .map(|i| 86_400_000 + i)
+            .collect();
+        aged_events(dir.path(), &ages);
+        let options = EventLogOptions {
+            retention: Some(Duration::from_secs(3_600)),
+            ..options(65_536, 5)
+        };
+        let log = EventLog::open(dir.path(), options).expect("opens");
+        let mut recorded = 0;
+        while log.pruned() < ages.len() as u64 && recorded < 50_000 {
+            log.record(event(now_ms(), &format!("new-{recorded}"), "acme", 1));
+            recorded += 1;
+            if recorded % 100 == 0 {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert!(eventually(|| log.pruned() == ages.len() as u64));
+        assert_eq!(log.dropped(), 0);
+        log.close().expect("closes cleanly");
+        let events = read_events(dir.path()).expect("reads");
+        assert_eq!(events.len(), recorded);
+        assert!(events.iter().all(|e| e.request_id.starts_with("new-")));
     }
 }

@@ -51,6 +51,9 @@ pub struct GatewayConfig {
     /// Longest time an accepted event waits before it is committed, in milliseconds.
     #[serde(default = "default_event_flush_ms")]
     pub event_flush_ms: u64,
+    /// Days events are kept; older ones are deleted by the writer. 0 (the default): kept for ever.
+    #[serde(default)]
+    pub event_retention_days: u64,
     /// Time given to in-flight requests after SIGTERM, in milliseconds.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
@@ -185,6 +188,12 @@ impl GatewayConfig {
     /// Reads a file's text.
     pub fn parse(text: &str) -> Result<GatewayConfig, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// How long events are kept: `None` (for ever) when `event_retention_days` is 0.
+    pub fn event_retention(&self) -> Option<Duration> {
+        (self.event_retention_days > 0)
+            .then(|| Duration::from_secs(self.event_retention_days.saturating_mul(86_400)))
     }
 
     /// Checks everything that does not need the catalogs; `dialect_known` answers for those.
@@ -342,6 +351,28 @@ mod tests {
             (10_000, Mode::Proxy, None)
         );
         assert_eq!(config.retry, RetryPolicy::default());
+        assert_eq!(
+            config.event_retention(),
+            None,
+            "events are kept unless told"
+        );
+    }
+
+    #[test]
+    fn a_retention_is_given_in_days() {
+        let config =
+            GatewayConfig::parse(&format!("event_retention_days = 30\n{MINIMAL}")).unwrap();
+        assert_eq!(
+            config.event_retention(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        let huge = GatewayConfig::parse(&format!("event_retention_days = {}\n{MINIMAL}", u64::MAX));
+        assert_eq!(
+            huge.unwrap().event_retention(),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        let negative = GatewayConfig::parse(&format!("event_retention_days = -1\n{MINIMAL}"));
+        assert!(negative.is_err_and(|e| e.contains("event_retention_days")));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn run(config: GatewayConfig, engine: Engine) -> Result<(), String> {
         EventLogOptions {
             capacity: config.event_queue,
             flush_interval: Duration::from_millis(config.event_flush_ms),
+            retention: config.event_retention(),
             ..EventLogOptions::default()
         },
     )?;

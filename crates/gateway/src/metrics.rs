@@ -71,6 +71,8 @@ pub struct EventCounters {
     pub written: u64,
     /// Dropped because the queue was full.
     pub dropped: u64,
+    /// Deleted because they were older than the retention.
+    pub pruned: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -187,6 +189,11 @@ impl Metrics {
                 "Events dropped because the writer fell behind.",
                 events.dropped,
             ),
+            (
+                "payerr_gateway_events_pruned_total",
+                "Events deleted because they were older than event_retention_days.",
+                events.pruned,
+            ),
         ] {
             counter(&mut out, name, help);
             let _ = writeln!(out, "{name} {value}");
@@ -211,6 +218,7 @@ mod tests {
             recorded: 2,
             written: 1,
             dropped: 0,
+            pruned: 5,
         });
         for line in [
             "payerr_gateway_requests_total{provider=\"acme\",outcome=\"failed\"} 1",
@@ -219,6 +227,7 @@ mod tests {
             "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.05\"} 2",
             "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
             "payerr_gateway_events_written_total 1",
+            "payerr_gateway_events_pruned_total 5",
             "payerr_gateway_rejected_total{code=\"signature_invalid\"} 1",
             "payerr_gateway_idempotent_replays_total 1",
         ] {

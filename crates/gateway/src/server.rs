@@ -197,6 +197,7 @@ impl State {
                     recorded: events.recorded(),
                     written: events.written(),
                     dropped: events.dropped(),
+                    pruned: events.pruned(),
                 };
                 let text = self.gateway.metrics.render(&counters);
                 return json(

@@ -578,3 +578,69 @@ fn sigterm_flushes_every_event_and_the_report_counts_them() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["totals"]["requests"], 20, "{report}");
 }
+
+#[test]
+fn with_a_retention_older_events_are_deleted_and_counted() {
+    const DAY_MS: i64 = 86_400_000;
+    let dir = scratch("gateway-retention");
+    // What an earlier run left: two attempts of three days ago, one of an hour ago.
+    let earlier =
+        payerr_events::EventLog::open(&data_dir(&dir), payerr_events::EventLogOptions::default())
+            .unwrap();
+    let now = payerr_events::now_ms();
+    for (request_id, age_ms) in [
+        ("old-1", 3 * DAY_MS),
+        ("old-2", 3 * DAY_MS),
+        ("recent", 3_600_000),
+    ] {
+        earlier.record(payerr_events::Event {
+            at_ms: now - age_ms,
+            request_id: request_id.to_owned(),
+            provider: "acme".to_owned(),
+            dialect: "portone".to_owned(),
+            method: "POST".to_owned(),
+            path: "/v1/payments".to_owned(),
+            attempt: 1,
+            kind: payerr_events::AttemptKind::Send,
+            http_status: Some(200),
+            outcome: payerr::Outcome::Succeeded,
+            category: payerr::Category::Approved,
+            code: "approved".to_owned(),
+            provider_code: Some("2000".to_owned()),
+            latency_us: 1_000,
+            error: None,
+            operation_id: None,
+        });
+    }
+    earlier.close().unwrap();
+
+    let sim = simulator("portone");
+    let gw = gateway(
+        &dir,
+        "event_retention_days = 2",
+        &provider("acme", "portone", &sim.addr, ""),
+    );
+    let reply = post(&gw.addr, "/acme/v1/payments", &[], "{}");
+    let new_id = reply.header("x-request-id").unwrap().to_owned();
+    let until = Instant::now() + Duration::from_secs(10);
+    let pruned = loop {
+        let metrics = gw.get("/metrics").text();
+        if metrics.contains("payerr_gateway_events_pruned_total 2") || Instant::now() > until {
+            break metrics;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        pruned.contains("payerr_gateway_events_pruned_total 2\n"),
+        "{pruned}"
+    );
+    assert!(gw.stop().0.success());
+    let mut stored: Vec<String> = payerr_events::request_ids(&data_dir(&dir))
+        .unwrap()
+        .into_iter()
+        .collect();
+    stored.sort();
+    let mut expected = vec!["recent".to_owned(), new_id];
+    expected.sort();
+    assert_eq!(stored, expected);
+}
