@@ -52,8 +52,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     /// One histogram per route in [`ROUTES`] order, then one for unmatched requests.
     latency: Vec<Histogram>,
-    /// (dialect, category) → verdicts.
-    verdicts: Mutex<BTreeMap<(Arc<str>, Category), u64>>,
+    /// dialect → category → verdicts. Keyed by dialect first so that counting looks the dialect up
+    /// by its text, without cloning the verdict's `Arc` (a shared counter every request would touch).
+    verdicts: Mutex<BTreeMap<Arc<str>, BTreeMap<Category, u64>>>,
     in_flight: AtomicI64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
@@ -90,7 +91,11 @@ impl Metrics {
     pub fn verdicts<'a>(&self, verdicts: impl IntoIterator<Item = &'a Verdict>) {
         let mut counts = lock(&self.verdicts);
         for v in verdicts {
-            *counts.entry((v.dialect.clone(), v.category)).or_default() += 1;
+            let by_category = match counts.get_mut(&*v.dialect) {
+                Some(by_category) => by_category,
+                None => counts.entry(Arc::clone(&v.dialect)).or_default(),
+            };
+            *by_category.entry(v.category).or_default() += 1;
         }
     }
 
@@ -155,12 +160,14 @@ impl Metrics {
             "counter",
             "Verdicts given, by dialect and category.",
         );
-        for ((dialect, category), n) in lock(&self.verdicts).iter() {
-            let _ = writeln!(
-                out,
-                "payerr_verdicts_total{{dialect=\"{}\",category=\"{category}\"}} {n}",
-                escape_label(dialect)
-            );
+        for (dialect, by_category) in lock(&self.verdicts).iter() {
+            for (category, n) in by_category {
+                let _ = writeln!(
+                    out,
+                    "payerr_verdicts_total{{dialect=\"{}\",category=\"{category}\"}} {n}",
+                    escape_label(dialect)
+                );
+            }
         }
         let gauges = [
             (
