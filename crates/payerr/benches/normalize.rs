@@ -4,7 +4,9 @@
 //! dialect in a realistic envelope, with its HTTP status and headers. Each round times one pass of the
 //! whole corpus through `Engine::normalize` with the explicit dialect, one pass of
 //! `serde_json::from_slice::<Value>` over the same bodies, and one pass of `normalize` with dialect
-//! auto, in an order that rotates from round to round; the median round of each is reported.
+//! auto, in an order that rotates from round to round; the median round of each is reported. Writing
+//! the verdicts as JSON (`Verdict::write_json`, what the HTTP service answers) is timed in the same
+//! rotation and reported beside them; it is not part of the ratio.
 //!
 //! Run: `cargo bench -p payerr --bench normalize`. The last line is `ratio: X.XX` (explicit-dialect
 //! normalize / bare parse). `PAYERR_BENCH_ROUNDS` overrides the number of rounds.
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use payerr::{Engine, Lang, Options, Response};
+use payerr::{Engine, Lang, Options, Response, Verdict};
 use serde::Deserialize;
 
 const GOLDEN: &[(&str, &str)] = &[
@@ -140,27 +142,52 @@ fn main() {
         start.elapsed()
     };
 
+    let verdicts: Vec<Verdict> = responses
+        .iter()
+        .map(|(response, dialect)| {
+            let options = Options {
+                dialect: Some(dialect),
+                lang: Lang::En,
+            };
+            engine.normalize(response, &options).unwrap()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(4096);
+    let mut write = || {
+        let start = Instant::now();
+        for verdict in &verdicts {
+            out.clear();
+            black_box(verdict).write_json(&mut out);
+            black_box(&out);
+        }
+        start.elapsed()
+    };
+
     // Warm-up: caches, branch predictors, the allocator.
     for _ in 0..3 {
         explicit(&engine);
         auto(&engine);
         parse();
+        write();
     }
 
-    let (mut t_explicit, mut t_parse, mut t_auto) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut t_explicit, mut t_parse, mut t_auto, mut t_write) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // Rotate the order so that no measure always runs first (or right after another).
-        for step in 0..3 {
-            match (round + step) % 3 {
+        for step in 0..4 {
+            match (round + step) % 4 {
                 0 => t_explicit.push(explicit(&engine)),
                 1 => t_parse.push(parse()),
-                _ => t_auto.push(auto(&engine)),
+                2 => t_auto.push(auto(&engine)),
+                _ => t_write.push(write()),
             }
         }
     }
     let explicit_ns = per_response(median(t_explicit), n);
     let parse_ns = per_response(median(t_parse), n);
     let auto_ns = per_response(median(t_auto), n);
+    let write_ns = per_response(median(t_write), n);
 
     println!(
         "corpus: {n} responses from tests/golden ({bytes} bytes, {:.0} bytes/response), {rounds} rounds, median",
@@ -172,5 +199,6 @@ fn main() {
         "normalize (--dialect auto): {auto_ns:.0} ns/response ({:.2}x the bare parse)",
         auto_ns / parse_ns
     );
+    println!("verdict as JSON (Verdict::write_json, not in the ratio): {write_ns:.0} ns/verdict");
     println!("ratio: {:.2}", explicit_ns / parse_ns);
 }

@@ -120,14 +120,15 @@ pub(crate) fn capture<'de>(body: &'de [u8], trie: &Trie) -> (BodyKind, Captures<
     if body.iter().all(u8::is_ascii_whitespace) {
         return (BodyKind::Empty, Captures::default());
     }
-    // JSON is UTF-8 throughout; serde_json checks only the strings it reads, not those it skips.
-    if !body.is_ascii() && std::str::from_utf8(body).is_err() {
+    // JSON is UTF-8 throughout. Checked here once, whole: serde_json would check only the strings
+    // it reads, not those it skips, and reading a `str` it checks no string a second time.
+    let Ok(text) = std::str::from_utf8(body) else {
         return (BodyKind::NotJson, Captures::default());
-    }
+    };
     let mut captures = Captures {
         items: Vec::with_capacity(6),
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(text);
     let parsed = NodeSeed {
         node: trie,
         out: &mut captures,
