@@ -156,7 +156,10 @@ impl Gateway {
                 }
                 Next::Poll => {
                     if let Some(id) = &operation {
-                        return self.poll(provider, req, sent, id, deadline, attempts).await;
+                        // Boxed: polling is the rare path, and inline its state would make every
+                        // request's task larger (it holds a whole attempt of its own).
+                        return Box::pin(self.poll(provider, req, sent, id, deadline, attempts))
+                            .await;
                     }
                 }
                 Next::Answer => {}

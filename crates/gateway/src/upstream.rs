@@ -262,7 +262,9 @@ impl Upstream {
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+                // Boxed: opening a connection is the rare path (connections are kept), and its
+                // handshake's state inline would make every request's task larger.
+                None => (Box::pin(self.connect()).await?, false),
             };
             written.store(true, Ordering::Relaxed);
             match sender.try_send_request(request).await {

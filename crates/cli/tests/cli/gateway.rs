@@ -644,3 +644,47 @@ fn with_a_retention_older_events_are_deleted_and_counted() {
     expected.sort();
     assert_eq!(stored, expected);
 }
+
+#[test]
+fn a_client_that_hangs_up_cancels_nothing_the_attempt_is_finished_and_recorded() {
+    use std::io::Write as _;
+    let dir = scratch("gateway-hangup");
+    let sim = simulator("pts");
+    let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
+    let mut client = std::net::TcpStream::connect(&gw.addr).unwrap();
+    write!(
+        client,
+        "POST /pts/v1/payments HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n\
+         X-Request-Id: hung-up-1\r\nX-Simulate-Fault: slow:600\r\nContent-Length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while seen(&sim, "POST /v1/payments") < 1 {
+        assert!(
+            Instant::now() < until,
+            "the request never reached the provider"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    // The client goes away while the provider is still answering.
+    drop(client);
+    // The attempt runs to its end: its event is recorded and its access line written.
+    let recorded = || {
+        gw.get("/metrics")
+            .text()
+            .contains("payerr_gateway_events_recorded_total 1\n")
+    };
+    while !recorded() {
+        assert!(Instant::now() < until, "the attempt was never recorded");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (status, log) = gw.stop();
+    assert!(status.success());
+    let line = log
+        .iter()
+        .find(|l| l["msg"] == "request" && l["request_id"] == "hung-up-1")
+        .unwrap_or_else(|| panic!("no access line for the request in {log:?}"));
+    assert_eq!(line["outcome"], "pending", "{line}");
+    let stored = payerr_events::request_ids(&data_dir(&dir)).unwrap();
+    assert!(stored.contains("hung-up-1"), "{stored:?}");
+}
