@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod detach;
 mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -23,6 +23,7 @@ use payerr_server::log::{Field, Logger};
 use payerr_server::request_id::{RequestIds, REQUEST_ID};
 use payerr_server::LogLevel;
 
+use crate::detach::{Detachable, Panicked};
 use crate::metrics::EventCounters;
 use crate::proxy::{unix_ms, Answer, ClientRequest, Gateway};
 use crate::upstream::keep_end_to_end;
@@ -377,16 +378,16 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
         let service = service_fn(move |req| {
             let state = state.clone();
             async move {
-                // Each request runs to its end on a task of its own: a client hanging up
-                // cancels neither an upstream call half way (its attempt unrecorded, its
-                // idempotency key stranded) nor the access log line.
-                let answered = tokio::spawn(state.handle(req, peer)).await;
-                Ok::<_, Infallible>(answered.unwrap_or_else(|e| {
+                // Each request runs to its end, even when its client hangs up: that cancels
+                // neither an upstream call half way (its attempt unrecorded, its idempotency
+                // key stranded) nor the access log line.
+                let answered = Detachable::new(state.handle(req, peer)).await;
+                Ok::<_, Infallible>(answered.unwrap_or_else(|Panicked| {
                         error(
                             StatusCode::INTERNAL_SERVER_ERROR,
                             "api_error",
                             "internal_error",
-                            &format!("the gateway failed while answering ({e}); the outcome is unknown: query the payment before sending it again"),
+                            "the gateway failed while answering; the outcome is unknown: query the payment before sending it again",
                         )
                     }))
             }
