@@ -78,6 +78,19 @@ pub fn seen(sim: &Daemon, key: &str) -> u64 {
     stats["requests"][key].as_u64().unwrap_or(0)
 }
 
+/// Waits up to 10 s until the simulator has seen `n` requests of `key` ("METHOD /path").
+fn wait_seen(sim: &Daemon, key: &str, n: u64) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while seen(sim, key) < n {
+        assert!(
+            Instant::now() < until,
+            "{key}: the provider saw {} of {n} requests",
+            seen(sim, key)
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `payerr explain` of a code, as JSON.
 fn explain(dialect: &str, code: &str, scope: Option<&str>) -> Value {
     let mut args = vec!["explain", code, "--dialect", dialect, "--format", "json"];
@@ -503,14 +516,7 @@ fn sigterm_drains_requests_in_flight_on_every_worker() {
             })
         })
         .collect();
-    let until = Instant::now() + Duration::from_secs(10);
-    while seen(&sim, "POST /v1/payments") < 6 {
-        assert!(
-            Instant::now() < until,
-            "the requests never reached the provider"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_seen(&sim, "POST /v1/payments", 6);
     gw.signal("TERM");
     for request in in_flight {
         let reply = request.join().unwrap();
@@ -658,16 +664,10 @@ fn a_client_that_hangs_up_cancels_nothing_the_attempt_is_finished_and_recorded()
          X-Request-Id: hung-up-1\r\nX-Simulate-Fault: slow:600\r\nContent-Length: 2\r\n\r\n{{}}"
     )
     .unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while seen(&sim, "POST /v1/payments") < 1 {
-        assert!(
-            Instant::now() < until,
-            "the request never reached the provider"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_seen(&sim, "POST /v1/payments", 1);
     // The client goes away while the provider is still answering.
     drop(client);
+    let until = Instant::now() + Duration::from_secs(10);
     // The attempt runs to its end: its event is recorded and its access line written.
     let recorded = || {
         gw.get("/metrics")
