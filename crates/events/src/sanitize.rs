@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use payerr::pan::mask_pans;
+use payerr::pan::{mask_pans, JOINER_CHARS};
 
 use crate::event::Event;
 
@@ -194,14 +194,11 @@ pub fn find_card_numbers(bytes: &[u8]) -> Vec<String> {
     // Card numbers consist of digits and their joiners only, so the candidates are the maximal runs
     // of those bytes; mask_pans sees the same digit groups in a run as in the surrounding text.
     bytes
-        .split(|b| !(b.is_ascii_digit() || b" -+%BbDd".contains(b)))
+        .split(|&b| !(b.is_ascii_digit() || JOINER_CHARS.contains(&char::from(b))))
         .filter(|run| run.iter().filter(|b| b.is_ascii_digit()).count() >= 13)
         .filter_map(|run| std::str::from_utf8(run).ok())
         .filter(|run| matches!(mask_pans(run), Cow::Owned(_)))
-        .map(|run| {
-            run.trim_matches([' ', '-', '+', '%', 'B', 'b', 'D', 'd'])
-                .to_owned()
-        })
+        .map(|run| run.trim_matches(JOINER_CHARS).to_owned())
         .collect()
 }
 

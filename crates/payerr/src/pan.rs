@@ -65,6 +65,11 @@ fn digit_count(bytes: &[u8]) -> usize {
         .sum()
 }
 
+/// Every character, besides digits, of the joiners between a card number's groups: a space, `-`,
+/// `+`, and the letters of their percent-encodings `%20`, `%2D`, `%2B` (either case). For scanners
+/// that look for what [`mask_pans`] masks in other bytes.
+pub const JOINER_CHARS: [char; 8] = [' ', '-', '+', '%', 'B', 'b', 'D', 'd'];
+
 /// Runs of digits starting at `start`, joined by a single space, dash or `+`, or one of those
 /// percent-encoded.
 fn digit_groups(bytes: &[u8], start: usize) -> Vec<Range<usize>> {
@@ -194,6 +199,25 @@ mod tests {
         assert_eq!(digit_count("7".repeat(1000).as_bytes()), 1000);
         assert_eq!(digit_count("a1".repeat(300).as_bytes()), 300);
         assert_eq!(digit_count(b""), 0);
+    }
+
+    #[test]
+    fn every_joiner_is_made_of_digits_and_joiner_chars() {
+        let joined = |joiner: &str| {
+            let text = ["4111", "1111", "1111", "1111"].join(joiner);
+            matches!(mask_pans(&text), Cow::Owned(_))
+        };
+        let mut joiners: Vec<String> = (0x20u8..0x7f).map(|b| char::from(b).to_string()).collect();
+        joiners.extend(["%20", "%2D", "%2d", "%2B", "%2b", "%2F", "%41"].map(str::to_owned));
+        for joiner in joiners.iter().filter(|j| joined(j)) {
+            assert!(
+                joiner
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || JOINER_CHARS.contains(&c)),
+                "{joiner:?} joins groups but is not in JOINER_CHARS"
+            );
+        }
+        assert!(joined(" ") && joined("%2d") && !joined("%2F"));
     }
 
     #[test]
