@@ -18,14 +18,21 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let mut masked: Option<Vec<u8>> = None;
+    // One buffer for every sequence of groups in the text.
+    let mut groups = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         if !bytes[i].is_ascii_digit() {
             i += 1;
             continue;
         }
-        let groups = digit_groups(bytes, i);
+        digit_groups(bytes, i, &mut groups);
         let end = groups.last().map_or(i + 1, |g| g.end);
+        if groups.iter().map(ExactSizeIterator::len).sum::<usize>() < 13 {
+            // Too few digits for a card number, joined or with an expiry.
+            i = end;
+            continue;
+        }
         let mut first = 0;
         while first < groups.len() {
             if let Some(last) = card_in(bytes, &groups[first..]) {
@@ -71,9 +78,9 @@ fn digit_count(bytes: &[u8]) -> usize {
 pub const JOINER_CHARS: [char; 8] = [' ', '-', '+', '%', 'B', 'b', 'D', 'd'];
 
 /// Runs of digits starting at `start`, joined by a single space, dash or `+`, or one of those
-/// percent-encoded.
-fn digit_groups(bytes: &[u8], start: usize) -> Vec<Range<usize>> {
-    let mut groups = Vec::new();
+/// percent-encoded, into `groups` (emptied first).
+fn digit_groups(bytes: &[u8], start: usize, groups: &mut Vec<Range<usize>>) {
+    groups.clear();
     let mut i = start;
     loop {
         let begin = i;
@@ -87,7 +94,7 @@ fn digit_groups(bytes: &[u8], start: usize) -> Vec<Range<usize>> {
             _ => 0,
         };
         if joiner == 0 || !bytes.get(i + joiner).is_some_and(u8::is_ascii_digit) {
-            return groups;
+            return;
         }
         i += joiner;
     }
@@ -113,13 +120,16 @@ fn card_before_expiry(bytes: &[u8], run: &Range<usize>) -> Option<Range<usize>> 
 
 /// The index of the last group of the card number that starts at `groups[0]`, if one does.
 fn card_in(bytes: &[u8], groups: &[Range<usize>]) -> Option<usize> {
-    let mut digits: Vec<u8> = Vec::with_capacity(19);
+    let mut digits = [0u8; 19];
+    let mut len = 0;
     for (k, g) in groups.iter().enumerate() {
-        digits.extend_from_slice(&bytes[g.clone()]);
-        if digits.len() > 19 {
-            return None;
-        }
-        if digits.len() >= 13 && luhn_valid(&digits) {
+        let group = &bytes[g.clone()];
+        let Some(slot) = digits.get_mut(len..len + group.len()) else {
+            return None; // more than 19 digits
+        };
+        slot.copy_from_slice(group);
+        len += group.len();
+        if len >= 13 && luhn_valid(&digits[..len]) {
             return Some(k);
         }
     }

@@ -581,3 +581,39 @@ fn ten_megabyte_bodies_are_normalized() {
     assert!(matches!(v.matched_by, MatchedBy::HttpStatus));
     assert_eq!(v.outcome, Outcome::Unknown);
 }
+
+/// Texts where card numbers are likely: runs of digits (some Luhn-valid card numbers), joiners and
+/// other characters, in any order.
+fn card_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        proptest::sample::select(&["4111111111111111", "5500005555555559", "378282246310005"][..])
+            .prop_map(str::to_owned),
+        "[0-9]{1,20}",
+        proptest::sample::select(&[" ", "-", "+", "%20", "%2D", "%2b", "x", "卡", "_", "="][..])
+            .prop_map(str::to_owned),
+    ];
+    proptest::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn masking_leaves_no_bare_card_number_and_changes_only_digits(text in card_text()) {
+        let masked = payerr::pan::mask_pans(&text);
+        // Only digits become '*': the text keeps its length and every other character.
+        prop_assert_eq!(masked.len(), text.len());
+        for (m, t) in masked.bytes().zip(text.bytes()) {
+            prop_assert!(m == t || (m == b'*' && t.is_ascii_digit()), "{text:?} -> {masked:?}");
+        }
+        // No unmasked run of 13–19 digits, alone between non-digits, passes Luhn.
+        for run in masked.split(|c: char| !c.is_ascii_digit()) {
+            prop_assert!(
+                !((13..=19).contains(&run.len()) && payerr::pan::luhn_valid(run.as_bytes())),
+                "{text:?} -> {masked:?} keeps {run}"
+            );
+        }
+        // Masking what is masked changes nothing.
+        prop_assert_eq!(payerr::pan::mask_pans(&masked), masked.clone());
+    }
+}
