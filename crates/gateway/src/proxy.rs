@@ -1,6 +1,7 @@
 //! One client request through the gateway: attempts, retries, failover and polling as the policy
 //! decides, one event per attempt, and the answer with its verdict headers.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,7 +248,11 @@ impl Gateway {
                 error: "the request's deadline passed before this attempt".to_owned(),
             }
         } else {
-            let target = format!("{}{path_and_query}", provider.prefix);
+            let target = if provider.prefix.is_empty() {
+                Cow::Borrowed(path_and_query)
+            } else {
+                Cow::Owned([provider.prefix.as_str(), path_and_query].concat())
+            };
             provider
                 .upstream
                 .send(method, &target, headers, body, timeout)
@@ -269,7 +274,7 @@ impl Gateway {
             request_id: req.request_id.clone(),
             provider: provider.config.id.clone(),
             dialect: provider.config.dialect.clone(),
-            method: method.to_string(),
+            method: method.as_str().to_owned(),
             path: path_and_query.to_owned(),
             attempt: number,
             kind,
@@ -352,31 +357,53 @@ impl Gateway {
             }
         };
         // The enum names are static: only the code, the attempts and the operation are copied.
-        let name = HeaderValue::from_static;
-        for (header, value) in [
-            ("payerr-outcome", Some(name(verdict.outcome.as_str()))),
-            ("payerr-category", Some(name(verdict.category.as_str()))),
-            ("payerr-code", HeaderValue::from_str(&verdict.code).ok()),
+        // The names are made at compile time (`const`), not parsed on every answer.
+        let value = HeaderValue::from_static;
+        let added = [
             (
-                "payerr-next-action",
-                Some(name(verdict.next_action.as_str())),
+                const { HeaderName::from_static("payerr-outcome") },
+                Some(value(verdict.outcome.as_str())),
             ),
-            ("payerr-retryable", Some(name(bool_text(verdict.retryable)))),
             (
-                "payerr-failover-safe",
-                Some(name(bool_text(verdict.failover_safe))),
+                const { HeaderName::from_static("payerr-category") },
+                Some(value(verdict.category.as_str())),
             ),
-            ("payerr-provider", provider.id_header.clone()),
-            ("payerr-attempts", Some(HeaderValue::from(attempts))),
             (
-                "payerr-operation-id",
+                const { HeaderName::from_static("payerr-code") },
+                HeaderValue::from_str(&verdict.code).ok(),
+            ),
+            (
+                const { HeaderName::from_static("payerr-next-action") },
+                Some(value(verdict.next_action.as_str())),
+            ),
+            (
+                const { HeaderName::from_static("payerr-retryable") },
+                Some(value(bool_text(verdict.retryable))),
+            ),
+            (
+                const { HeaderName::from_static("payerr-failover-safe") },
+                Some(value(bool_text(verdict.failover_safe))),
+            ),
+            (
+                const { HeaderName::from_static("payerr-provider") },
+                provider.id_header.clone(),
+            ),
+            (
+                const { HeaderName::from_static("payerr-attempts") },
+                Some(count_header(attempts)),
+            ),
+            (
+                const { HeaderName::from_static("payerr-operation-id") },
                 operation
                     .as_deref()
                     .and_then(|o| HeaderValue::from_str(o).ok()),
             ),
-        ] {
+        ];
+        // Room is made once: the provider's few headers would otherwise grow the map twice.
+        headers.reserve(added.len());
+        for (header, value) in added {
             if let Some(value) = value {
-                headers.insert(HeaderName::from_static(header), value);
+                headers.insert(header, value);
             }
         }
         self.metrics
@@ -389,6 +416,27 @@ impl Gateway {
             attempts,
         }
     }
+}
+
+/// A count as a header value; the usual small ones without an allocation.
+fn count_header(n: u32) -> HeaderValue {
+    static DIGITS: [HeaderValue; 10] = [
+        HeaderValue::from_static("0"),
+        HeaderValue::from_static("1"),
+        HeaderValue::from_static("2"),
+        HeaderValue::from_static("3"),
+        HeaderValue::from_static("4"),
+        HeaderValue::from_static("5"),
+        HeaderValue::from_static("6"),
+        HeaderValue::from_static("7"),
+        HeaderValue::from_static("8"),
+        HeaderValue::from_static("9"),
+    ];
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| DIGITS.get(n))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(n))
 }
 
 fn bool_text(b: bool) -> &'static str {
@@ -602,6 +650,13 @@ mod tests {
         let kept = poll_headers(&req.headers, &["authorization".to_owned()]);
         assert_eq!(kept.len(), 1);
         assert!(kept.contains_key("authorization"));
+    }
+
+    #[test]
+    fn counts_are_written_in_decimal() {
+        for n in [0, 1, 9, 10, 11, 123, u32::MAX] {
+            assert_eq!(count_header(n), n.to_string().as_str());
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ struct Summary {
     /// A replay of a stored idempotent answer.
     replayed: bool,
     /// Final outcome, code and attempts of a forwarded request.
-    forwarded: Option<(&'static str, String, u32)>,
+    forwarded: Option<(&'static str, Arc<str>, u32)>,
 }
 
 /// A seed 000 error answered by the gateway itself.
@@ -306,7 +306,7 @@ impl State {
         *response.headers_mut() = answer.headers;
         summary.forwarded = Some((
             answer.verdict.outcome.as_str(),
-            answer.verdict.code.to_string(),
+            Arc::clone(&answer.verdict.code),
             answer.attempts,
         ));
         response
