@@ -5,11 +5,12 @@
 //! refused with a clear error instead of being written into or misread.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use payerr::Outcome;
 use payerr_sqlite::Schema;
 use rusqlite::types::Type;
-use rusqlite::{params, Connection, Row, TransactionBehavior};
+use rusqlite::{params, CachedStatement, Connection, Row, TransactionBehavior};
 
 use crate::event::Event;
 
@@ -90,39 +91,74 @@ pub fn open_existing(data_dir: &Path) -> Result<Connection, String> {
     SCHEMA.open_for_reading(&path)
 }
 
-/// Inserts a batch (already sanitized) in one transaction.
+/// Rows per `INSERT` statement. One statement per row would pay SQLite's per-statement work (a
+/// cursor opened and closed on the table and on each index, the bindings reset) for every event.
+const ROWS_PER_INSERT: usize = 32;
+
+/// Values of one row, in the order of [`COLUMNS`].
+const VALUES_PER_ROW: usize = 16;
+
+/// `INSERT INTO events ({COLUMNS}) VALUES (?, …), …` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; VALUES_PER_ROW].join(", "));
+    format!(
+        "INSERT INTO events ({COLUMNS}) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// The statement of a whole chunk, and of one row.
+static INSERT_ROWS: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+static INSERT_ROW: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+
+/// Inserts a batch (already sanitized) in one transaction, in the batch's order.
 pub fn insert(conn: &mut Connection, events: &[Event]) -> rusqlite::Result<()> {
     // IMMEDIATE takes the write lock at BEGIN, where the busy timeout applies.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut stmt = tx.prepare(
-            "INSERT INTO events (at_ms, request_id, provider, dialect, method, path, attempt, kind,
-                http_status, outcome, category, code, provider_code, latency_us, error, operation_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?;
-        for e in events {
-            stmt.execute(params![
-                e.at_ms,
-                e.request_id,
-                e.provider,
-                e.dialect,
-                e.method,
-                e.path,
-                e.attempt,
-                e.kind.as_str(),
-                e.http_status,
-                e.outcome.as_str(),
-                e.category.as_str(),
-                e.code,
-                e.provider_code,
-                // SQLite integers are signed 64-bit; 2^63 µs is 292,000 years.
-                i64::try_from(e.latency_us).unwrap_or(i64::MAX),
-                e.error,
-                e.operation_id,
-            ])?;
+        // Whole statements of ROWS_PER_INSERT rows, then the rest one row at a time; both are
+        // prepared once per connection, not per batch (parsing 512 parameters costs more than a
+        // small batch's rows).
+        let mut chunks = events.chunks_exact(ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let mut stmt = tx.prepare_cached(&INSERT_ROWS)?;
+            for chunk in &mut chunks {
+                insert_rows(&mut stmt, chunk)?;
+            }
+        }
+        if !chunks.remainder().is_empty() {
+            let mut stmt = tx.prepare_cached(&INSERT_ROW)?;
+            for row in chunks.remainder() {
+                insert_rows(&mut stmt, std::slice::from_ref(row))?;
+            }
         }
     }
     tx.commit()
+}
+
+/// Binds every value of `rows` (the statement has exactly as many rows) and runs the statement.
+fn insert_rows(stmt: &mut CachedStatement<'_>, rows: &[Event]) -> rusqlite::Result<()> {
+    for (n, e) in rows.iter().enumerate() {
+        let at = n * VALUES_PER_ROW;
+        stmt.raw_bind_parameter(at + 1, e.at_ms)?;
+        stmt.raw_bind_parameter(at + 2, &e.request_id)?;
+        stmt.raw_bind_parameter(at + 3, &e.provider)?;
+        stmt.raw_bind_parameter(at + 4, &e.dialect)?;
+        stmt.raw_bind_parameter(at + 5, &e.method)?;
+        stmt.raw_bind_parameter(at + 6, &e.path)?;
+        stmt.raw_bind_parameter(at + 7, e.attempt)?;
+        stmt.raw_bind_parameter(at + 8, e.kind.as_str())?;
+        stmt.raw_bind_parameter(at + 9, e.http_status)?;
+        stmt.raw_bind_parameter(at + 10, e.outcome.as_str())?;
+        stmt.raw_bind_parameter(at + 11, e.category.as_str())?;
+        stmt.raw_bind_parameter(at + 12, &e.code)?;
+        stmt.raw_bind_parameter(at + 13, &e.provider_code)?;
+        // SQLite integers are signed 64-bit; 2^63 µs is 292,000 years.
+        stmt.raw_bind_parameter(at + 14, i64::try_from(e.latency_us).unwrap_or(i64::MAX))?;
+        stmt.raw_bind_parameter(at + 15, &e.error)?;
+        stmt.raw_bind_parameter(at + 16, &e.operation_id)?;
+    }
+    stmt.raw_execute().map(drop)
 }
 
 /// Deletes at most `max_rows` events older than `before_ms` (through the `at_ms` index), in one
@@ -184,7 +220,9 @@ fn text_enum<T>(
 mod tests {
     use super::*;
     use crate::testutil::{event, Scratch};
+    use crate::AttemptKind;
     use crate::{read_events, request_ids, EventLog, EventLogOptions};
+    use payerr::Category;
 
     fn pragma<T: rusqlite::types::FromSql>(path: &Path, name: &str) -> T {
         let conn = Connection::open(path).expect("opens");
@@ -221,6 +259,39 @@ mod tests {
             indexes,
             ["events_at_ms", "events_provider_at_ms", "events_request_id"]
         );
+    }
+
+    #[test]
+    fn a_batch_is_inserted_whole_in_order_across_statements() {
+        assert_eq!(COLUMNS.split(',').count(), VALUES_PER_ROW);
+        let dir = Scratch::new("insert");
+        write(dir.path(), &[]).expect("creates");
+        let mut conn = Connection::open(db_path(dir.path())).expect("opens");
+        // Two full statements and a shorter one, each row with every column different.
+        let kinds = AttemptKind::ALL;
+        let events: Vec<Event> = (0..2 * ROWS_PER_INSERT + 5)
+            .map(|n| {
+                let mut e = event(n as i64, &format!("r{n}"), &format!("p{n}"), n as u32);
+                e.dialect = format!("d{n}");
+                e.method = format!("M{n}");
+                e.path = format!("/x/{n}");
+                e.kind = kinds[n % kinds.len()];
+                e.http_status = (n % 3 != 0).then_some(200 + n as u16);
+                e.outcome = [Outcome::Succeeded, Outcome::Failed, Outcome::Unknown][n % 3];
+                e.category = Category::ALL[n % Category::ALL.len()];
+                e.code = format!("c{n}");
+                e.provider_code = (n % 2 == 0).then(|| format!("pc{n}"));
+                e.latency_us = 1000 + n as u64;
+                e.error = (n % 3 == 0).then(|| format!("e{n}"));
+                e.operation_id = (n % 4 == 0).then(|| format!("op{n}"));
+                e
+            })
+            .collect();
+        insert(&mut conn, &events).expect("inserts");
+        assert_eq!(read_events(dir.path()).expect("reads"), events);
+        // An empty batch is an empty transaction.
+        insert(&mut conn, &[]).expect("inserts nothing");
+        assert_eq!(read_events(dir.path()).expect("reads").len(), events.len());
     }
 
     #[test]
