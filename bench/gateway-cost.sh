@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# What one request costs the gateway in CPU instructions, counted by valgrind's callgrind: a figure
+# that, unlike a rate, does not move with what else a shared machine runs. Use it to compare two
+# builds (a change's effect shows even when bench/gateway.sh's ratio is lost in the noise).
+#
+# Usage: bench/gateway-cost.sh [BINARY...]   (default: this tree's release build, built first)
+#   DURATION=10s   how long the measured load runs (wrk, 1 thread, 8 connections)
+#
+# For each binary: a `payerr simulate` (pts) runs natively, the gateway runs under callgrind in
+# front of it, a warm-up load passes, the counters are zeroed, then the same POST as bench/gateway.sh
+# is sent for DURATION. Output, one line per binary:
+#   BINARY: workers N instructions/request, event writer N, total N (R requests)
+# "workers" is the request path (hyper, the verdict, the headers, queueing the event); "event writer"
+# is the thread that sanitizes and commits events. Under callgrind the gateway serves a few hundred
+# requests a second, so the writer's batches are smaller than under real load (tens of events instead
+# of up to 1000) and its figure is somewhat higher than in production. Kernel time (the socket calls,
+# about half of the gateway's CPU under bench/gateway.sh) is not counted.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+
+die() {
+    echo "bench/gateway-cost.sh: $*" >&2
+    exit 1
+}
+
+# shellcheck source=scripts/lib.sh
+. "$BENCH/../scripts/lib.sh"
+command -v python3 >/dev/null || die "python3 is needed"
+need wrk wrk
+need valgrind valgrind
+need callgrind_control valgrind
+
+BINARIES=("$@")
+if ((${#BINARIES[@]} == 0)); then
+    (cd "$ROOT" && cargo build --release --locked -p payerr-cli >&2)
+    BINARIES=("${CARGO_TARGET_DIR:-$ROOT/target}/release/payerr")
+fi
+for bin in "${BINARIES[@]}"; do [[ -x $bin ]] || die "no binary at $bin"; done
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"amount":1000,"currency":"USD","order_id":"bench-order"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# Instructions in a callgrind output file (its "summary:" or "totals:" line).
+instructions() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
+
+measure() {
+    local bin=$1 run=$WORK/run-$RANDOM
+    mkdir -p "$run"
+    local sim_port gw_port
+    sim_port=$(free_port)
+    "$bin" simulate --dialect pts --listen "127.0.0.1:$sim_port" --log-level warn >"$run/sim.log" 2>&1 &
+    local sim=$!
+    PIDS+=("$sim")
+    wait_http "http://127.0.0.1:$sim_port/__simulator/stats"
+    gw_port=$(free_port)
+    cat >"$run/gateway.toml" <<TOML
+listen = "127.0.0.1:$gw_port"
+data_dir = "$run/data"
+log_level = "warn"
+[[providers]]
+id = "pts"
+dialect = "pts"
+upstream = "http://127.0.0.1:$sim_port"
+TOML
+    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$run/cg.out" \
+        "$bin" gateway --config "$run/gateway.toml" >"$run/gateway.log" 2>&1 &
+    local gw=$!
+    PIDS+=("$gw")
+    # Under callgrind the start takes seconds, not milliseconds.
+    for _ in $(seq 600); do
+        curl -sf "http://127.0.0.1:$gw_port/healthz" >/dev/null 2>&1 && break
+        kill -0 "$gw" 2>/dev/null || die "the gateway under callgrind stopped: $(tail -5 "$run/gateway.log")"
+        sleep 0.1
+    done
+    local url="http://127.0.0.1:$gw_port/pts/v1/payments"
+    wrk -t1 -c4 -d2s -s "$WORK/post.lua" "$url" >/dev/null # warm-up: pools, caches, lazy statics
+    callgrind_control --zero "$gw" >/dev/null 2>&1
+    local requests
+    requests=$(wrk -t1 -c8 -d"$DURATION" -s "$WORK/post.lua" "$url" | awk '/requests in/ { print $1 }')
+    # The writer commits within its flush interval (100 ms); then the counts are written out.
+    sleep 0.5
+    callgrind_control --dump "$gw" >/dev/null 2>&1
+    sleep 1
+    kill -INT "$gw"
+    wait "$gw" 2>/dev/null || true
+    kill -TERM "$sim"
+    local workers=0 writer=0 file count
+    # The dump's files are cg.out.1-TT, one per thread; the writer is the one that runs SQLite.
+    for file in "$run"/cg.out.1-*; do
+        count=$(instructions "$file")
+        if grep -q 'sqlite3_step' "$file"; then
+            writer=$((writer + count))
+        else
+            workers=$((workers + count))
+        fi
+    done
+    ((requests > 0)) || die "no request went through $bin"
+    awk -v b="$bin" -v w="$workers" -v e="$writer" -v n="$requests" 'BEGIN {
+        printf "%s: workers %.0f instructions/request, event writer %.0f, total %.0f (%d requests)\n",
+            b, w / n, e / n, (w + e) / n, n }'
+}
+
+for bin in "${BINARIES[@]}"; do measure "$bin"; done
