@@ -185,20 +185,25 @@ fn percent_decode(text: &str) -> String {
 ///
 /// A card number is what [`mask_pans`] masks: 13–19 digits passing Luhn, in one run (alone or with
 /// its expiry) or in groups joined by a single space, dash or `+`, plain or percent-encoded (`%20`,
-/// `%2D`, `%2B`). The definition is the sanitizer's own, so the scan checks what
+/// `%2D`, `%2B`), also right after a percent-escape (`%A94111…`). The definition is the sanitizer's
+/// own, so the scan checks what
 /// the sanitizer promises, and an id of 20 digits or more (which it keeps) is not reported. In a
 /// binary file a stored text can sit next to bytes that happen to be ASCII digits (a SQLite record
 /// header, an integer) and lengthen its run; a sanitizer bypassed by mistake shows up all the same,
 /// because then every card number of the data is stored, most with other neighbours.
 pub fn find_card_numbers(bytes: &[u8]) -> Vec<String> {
     // Card numbers consist of digits and their joiners only, so the candidates are the maximal runs
-    // of those bytes; mask_pans sees the same digit groups in a run as in the surrounding text.
+    // of those bytes and of hex digits (a percent-escape before a card number, `%A9`, is part of
+    // what mask_pans reads); it sees the same digit groups and escapes in a run as in the
+    // surrounding text.
+    let in_run = |b: u8| b.is_ascii_hexdigit() || JOINER_CHARS.contains(&char::from(b));
+    let around = |c: char| JOINER_CHARS.contains(&c) || c.is_ascii_alphabetic();
     bytes
-        .split(|&b| !(b.is_ascii_digit() || JOINER_CHARS.contains(&char::from(b))))
+        .split(|&b| !in_run(b))
         .filter(|run| run.iter().filter(|b| b.is_ascii_digit()).count() >= 13)
         .filter_map(|run| std::str::from_utf8(run).ok())
         .filter(|run| matches!(mask_pans(run), Cow::Owned(_)))
-        .map(|run| run.trim_matches(JOINER_CHARS).to_owned())
+        .map(|run| run.trim_matches(around).to_owned())
         .collect()
 }
 
@@ -306,6 +311,7 @@ mod tests {
         bytes.extend_from_slice(b"?p=4012+8888+8888+1881&q=4111%201111%201111%201111\x00");
         bytes.extend_from_slice(b"t=41111111111111111229;");
         bytes.extend_from_slice(b"&c=4111%2D1111%2d1111%2D1111&");
+        bytes.extend_from_slice(b"&u=user%404111111111111111&n=caf%C3%A95500005555555559&");
         // Not card numbers: masked, failing Luhn, too long to be one.
         bytes.extend_from_slice(b"411111******1111 4111111111111112 12345678901234567890123456");
         assert_eq!(
@@ -316,7 +322,9 @@ mod tests {
                 "4012+8888+8888+1881",
                 "4111%201111%201111%201111",
                 "41111111111111111229",
-                "4111%2D1111%2d1111%2D1111"
+                "4111%2D1111%2d1111%2D1111",
+                "404111111111111111",
+                "3%A95500005555555559"
             ]
         );
         assert!(find_card_numbers(b"").is_empty());

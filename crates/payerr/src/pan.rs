@@ -10,7 +10,9 @@ use std::ops::Range;
 /// `4111 1111 1111 1111`, `4111-1111-1111-1111`, and the ways a URL writes them. Within a longer sequence of groups (a card number followed by an
 /// expiry year), the first contiguous groups that form a card number are masked. A card number
 /// written with its expiry in one run of digits (`PAN` + `MMYY` or `YYMM`, as track data and some
-/// forms do) is masked too, expiry kept. Separators are kept, so the text keeps its shape.
+/// forms do) is masked too, expiry kept. A card number right after a percent-escape whose hex digits
+/// run into it (`card%204111…`, `user%404111…`, `caf%C3%A94111…`) is masked as well. Separators are
+/// kept, so the text keeps its shape.
 pub fn mask_pans(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     // Most texts hold too few digits to hide a card number: answer them without scanning groups.
@@ -26,26 +28,10 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
             i += 1;
             continue;
         }
-        digit_groups(bytes, i, &mut groups);
-        let end = groups.last().map_or(i + 1, |g| g.end);
-        if groups.iter().map(ExactSizeIterator::len).sum::<usize>() < 13 {
-            // Too few digits for a card number, joined or with an expiry.
-            i = end;
-            continue;
-        }
-        let mut first = 0;
-        while first < groups.len() {
-            if let Some(last) = card_in(bytes, &groups[first..]) {
-                let out = masked.get_or_insert_with(|| bytes.to_vec());
-                mask(out, &groups[first..=first + last]);
-                first += last + 1;
-                continue;
-            }
-            if let Some(card) = card_before_expiry(bytes, &groups[first]) {
-                let out = masked.get_or_insert_with(|| bytes.to_vec());
-                mask(out, &[card]);
-            }
-            first += 1;
+        let end = mask_sequence(bytes, i, &mut groups, &mut masked);
+        if let Some(after) = after_escape(bytes, i) {
+            // Both readings are masked: `%4111…` may be a literal `%` before a card number.
+            mask_sequence(bytes, after, &mut groups, &mut masked);
         }
         i = end;
     }
@@ -54,6 +40,53 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
         Some(out) => Cow::Owned(String::from_utf8(out).unwrap_or_default()),
         None => Cow::Borrowed(text),
     }
+}
+
+/// Masks the card numbers of the sequence of digit groups that starts at `start` (see
+/// [`digit_groups`]) into `masked` (a copy of `bytes`, made on the first card); returns where the
+/// sequence ends.
+fn mask_sequence(
+    bytes: &[u8],
+    start: usize,
+    groups: &mut Vec<Range<usize>>,
+    masked: &mut Option<Vec<u8>>,
+) -> usize {
+    digit_groups(bytes, start, groups);
+    let end = groups.last().map_or(start + 1, |g| g.end);
+    if groups.iter().map(ExactSizeIterator::len).sum::<usize>() < 13 {
+        // Too few digits for a card number, joined or with an expiry.
+        return end;
+    }
+    let mut first = 0;
+    while first < groups.len() {
+        if let Some(last) = card_in(bytes, &groups[first..]) {
+            let out = masked.get_or_insert_with(|| bytes.to_vec());
+            mask(out, &groups[first..=first + last]);
+            first += last + 1;
+            continue;
+        }
+        if let Some(card) = card_before_expiry(bytes, &groups[first]) {
+            let out = masked.get_or_insert_with(|| bytes.to_vec());
+            mask(out, &[card]);
+        }
+        first += 1;
+    }
+    end
+}
+
+/// Where the digits after a percent-escape start, when the run of digits at `start` begins inside
+/// one: the escape's hex digits run into a number written right after it (`card%204111…`,
+/// `caf%C3%A94111…`), and that number must be read on its own too.
+fn after_escape(bytes: &[u8], start: usize) -> Option<usize> {
+    let escape_end = if start >= 1 && bytes[start - 1] == b'%' {
+        start + 2
+    } else if start >= 2 && bytes[start - 2] == b'%' && bytes[start - 1].is_ascii_hexdigit() {
+        start + 1
+    } else {
+        return None;
+    };
+    let escape_in_run = bytes.get(start..escape_end)?.iter().all(u8::is_ascii_digit);
+    (escape_in_run && bytes.get(escape_end).is_some_and(u8::is_ascii_digit)).then_some(escape_end)
 }
 
 /// How many ASCII digits `bytes` holds. Counted in byte-wide sums over blocks of at most 255 bytes
@@ -194,6 +227,22 @@ mod tests {
             mask_pans("卡号4111111111111111无效"),
             "卡号411111******1111无效"
         );
+    }
+
+    #[test]
+    fn a_card_number_after_a_percent_escape_is_masked() {
+        for (text, masked) in [
+            ("card%204111111111111111", "card%20411111******1111"),
+            ("user%404111111111111111&x", "user%40411111******1111&x"),
+            ("caf%C3%A94111111111111111", "caf%C3%A9411111******1111"),
+            ("%2D4111111111111111", "%2D411111******1111"),
+            // A literal `%` before a card number: read as it is, too.
+            ("5%4111111111111111", "5%411111******1111"),
+            // Escapes before digits that are no card number change nothing.
+            ("a%2012345678901234", "a%2012345678901234"),
+        ] {
+            assert_eq!(mask_pans(text), masked, "{text}");
+        }
     }
 
     #[test]
