@@ -31,6 +31,7 @@ die() {
 . "$BENCH/../scripts/lib.sh"
 command -v python3 >/dev/null || die "python3 is needed"
 need wrk wrk
+need curl curl
 need valgrind valgrind
 need callgrind_control valgrind
 
@@ -85,11 +86,13 @@ TOML
     local gw=$!
     PIDS+=("$gw")
     # Under callgrind the start takes seconds, not milliseconds.
+    local up=0
     for _ in $(seq 600); do
-        curl -sf "http://127.0.0.1:$gw_port/healthz" >/dev/null 2>&1 && break
+        curl -sf "http://127.0.0.1:$gw_port/healthz" >/dev/null 2>&1 && up=1 && break
         kill -0 "$gw" 2>/dev/null || die "the gateway under callgrind stopped: $(tail -5 "$run/gateway.log")"
         sleep 0.1
     done
+    ((up)) || die "the gateway under callgrind did not answer within 60 s: $(tail -5 "$run/gateway.log")"
     local url="http://127.0.0.1:$gw_port/pts/v1/payments"
     wrk -t1 -c4 -d2s -s "$WORK/post.lua" "$url" >/dev/null # warm-up: pools, caches, lazy statics
     callgrind_control --zero "$gw" >/dev/null 2>&1
@@ -102,9 +105,10 @@ TOML
     kill -INT "$gw"
     wait "$gw" 2>/dev/null || true
     kill -TERM "$sim"
-    local workers=0 writer=0 file count
+    local workers=0 writer=0 file count dumps
     # The dump's files are cg.out.1-TT, one per thread; the writer is the one that runs SQLite.
-    for file in "$run"/cg.out.1-*; do
+    dumps=$(compgen -G "$run/cg.out.1-*") || die "callgrind wrote no dump for $bin: $(tail -5 "$run/gateway.log")"
+    for file in $dumps; do
         count=$(instructions "$file")
         if grep -q 'sqlite3_step' "$file"; then
             writer=$((writer + count))
