@@ -399,7 +399,7 @@ impl Gateway {
                     .and_then(|o| HeaderValue::from_str(o).ok()),
             ),
         ];
-        // Room is made once: the provider's few headers would otherwise grow the map twice.
+        // Room for all of them at once, rather than the map growing as they come.
         headers.reserve(added.len());
         for (header, value) in added {
             if let Some(value) = value {
