@@ -10,3 +10,4 @@ mod report;
 mod schema;
 mod serve;
 mod simulate;
+mod walkthrough;
