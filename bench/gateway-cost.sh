@@ -42,22 +42,8 @@ if ((${#BINARIES[@]} == 0)); then
 fi
 for bin in "${BINARIES[@]}"; do [[ -x $bin ]] || die "no binary at $bin"; done
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+scratch_and_children
 
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"amount":1000,"currency":"USD","order_id":"bench-order"}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
 
 # Instructions in a callgrind output file (its "summary:" or "totals:" line).
 instructions() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
@@ -94,10 +80,10 @@ TOML
     done
     ((up)) || die "the gateway under callgrind did not answer within 60 s: $(tail -5 "$run/gateway.log")"
     local url="http://127.0.0.1:$gw_port/pts/v1/payments"
-    wrk -t1 -c4 -d2s -s "$WORK/post.lua" "$url" >/dev/null # warm-up: pools, caches, lazy statics
+    wrk -t1 -c4 -d2s -s "$BENCH/payment.lua" "$url" >/dev/null # warm-up: pools, caches, lazy statics
     callgrind_control --zero "$gw" >/dev/null 2>&1
     local requests
-    requests=$(wrk -t1 -c8 -d"$DURATION" -s "$WORK/post.lua" "$url" | awk '/requests in/ { print $1 }')
+    requests=$(wrk -t1 -c8 -d"$DURATION" -s "$BENCH/payment.lua" "$url" | awk '/requests in/ { print $1 }')
     # The writer commits within its flush interval (100 ms); then the counts are written out.
     sleep 0.5
     callgrind_control --dump "$gw" >/dev/null 2>&1

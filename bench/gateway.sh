@@ -43,16 +43,7 @@ cargo build --release --locked -p payerr-cli >&2
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/payerr
 [[ -x $BIN ]] || die "no binary at $BIN after the build"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+scratch_and_children
 
 SIM_PORT=$(free_port)
 "$BIN" simulate --dialect pts --listen "127.0.0.1:$SIM_PORT" --log-level warn >"$WORK/sim.log" 2>&1 &
@@ -107,17 +98,6 @@ PIDS+=("$NGINX_PID")
 wait_http "http://127.0.0.1:$NGINX_PORT/pts/__simulator/stats"
 NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
 
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"amount":1000,"currency":"USD","order_id":"bench-order"}'
-wrk.headers["Content-Type"] = "application/json"
-function done(summary, latency, _)
-   local e = summary.errors
-   io.write(string.format("wrk-result requests=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d socket_errors=%d\n", summary.requests,
-      summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-      latency:percentile(99) / 1000, e.status, e.connect + e.read + e.write + e.timeout))
-end
-LUA
 
 field() {
     local rest=${2#* "$1"=}
@@ -135,7 +115,7 @@ run() {
     local name=$1 url=$2 out p0 s0 p1 s1
     shift 2
     p0=$(ticks "$@") s0=$(ticks "$SIM_PID")
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/post.lua" "$url" | grep '^wrk-result') ||
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$BENCH/payment.lua" "$url" | grep '^wrk-result') ||
         die "wrk against $name failed"
     p1=$(ticks "$@") s1=$(ticks "$SIM_PID")
     [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] ||
@@ -152,7 +132,7 @@ mean() { printf '%s\n' $1 | awk '{ s += $1 } END { printf "%.3f\n", s / NR }'; }
 echo "payerr gateway vs nginx: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, POST through each proxy to one payerr simulate (pts), $ROUNDS interleaved rounds"
 echo "machine: $(nproc) CPUs shared by wrk, the proxy and the simulator"
 for url in "http://127.0.0.1:$GW_PORT/pts/v1/payments" "http://127.0.0.1:$NGINX_PORT/pts/v1/payments"; do
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/post.lua" "$url" >/dev/null # warm-up
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$BENCH/payment.lua" "$url" >/dev/null # warm-up
 done
 for round in $(seq "$ROUNDS"); do
     echo "round $round:"

@@ -44,3 +44,20 @@ wait_http() {
 wait_port() {
     within_10s "127.0.0.1:$1 accepting connections" python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1"
 }
+
+# scratch_and_children: WORK, a fresh temporary directory, and PIDS, an empty list the caller adds
+# background processes to. On exit each of them gets SIGTERM and is waited for, then WORK is
+# removed; Ctrl-C exits 130 and SIGTERM 143, through the same clean-up.
+scratch_and_children() {
+    WORK=$(mktemp -d)
+    PIDS=()
+    trap stop_children_and_scratch EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+stop_children_and_scratch() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
