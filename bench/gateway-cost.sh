@@ -51,22 +51,8 @@ instructions() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 measure() {
     local bin=$1 run=$WORK/run-$RANDOM
     mkdir -p "$run"
-    local sim_port gw_port
-    sim_port=$(free_port)
-    "$bin" simulate --dialect pts --listen "127.0.0.1:$sim_port" --log-level warn >"$run/sim.log" 2>&1 &
-    local sim=$!
-    PIDS+=("$sim")
-    wait_http "http://127.0.0.1:$sim_port/__simulator/stats"
-    gw_port=$(free_port)
-    cat >"$run/gateway.toml" <<TOML
-listen = "127.0.0.1:$gw_port"
-data_dir = "$run/data"
-log_level = "warn"
-[[providers]]
-id = "pts"
-dialect = "pts"
-upstream = "http://127.0.0.1:$sim_port"
-TOML
+    pts_provider "$bin" "$run"
+    pts_gateway_config "$run"
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$run/cg.out" \
         "$bin" gateway --config "$run/gateway.toml" >"$run/gateway.log" 2>&1 &
     local gw=$!
@@ -74,12 +60,12 @@ TOML
     # Under callgrind the start takes seconds, not milliseconds.
     local up=0
     for _ in $(seq 600); do
-        curl -sf "http://127.0.0.1:$gw_port/healthz" >/dev/null 2>&1 && up=1 && break
+        curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null 2>&1 && up=1 && break
         kill -0 "$gw" 2>/dev/null || die "the gateway under callgrind stopped: $(tail -5 "$run/gateway.log")"
         sleep 0.1
     done
     ((up)) || die "the gateway under callgrind did not answer within 60 s: $(tail -5 "$run/gateway.log")"
-    local url="http://127.0.0.1:$gw_port/pts/v1/payments"
+    local url="http://127.0.0.1:$GW_PORT/pts/v1/payments"
     wrk -t1 -c4 -d2s -s "$BENCH/payment.lua" "$url" >/dev/null # warm-up: pools, caches, lazy statics
     callgrind_control --zero "$gw" >/dev/null 2>&1
     local requests
@@ -90,7 +76,7 @@ TOML
     sleep 1
     kill -INT "$gw"
     wait "$gw" 2>/dev/null || true
-    kill -TERM "$sim"
+    kill -TERM "$SIM_PID"
     local workers=0 writer=0 file count dumps
     # The dump's files are cg.out.1-TT, one per thread; the writer is the one that runs SQLite.
     dumps=$(compgen -G "$run/cg.out.1-*") || die "callgrind wrote no dump for $bin: $(tail -5 "$run/gateway.log")"

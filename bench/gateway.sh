@@ -45,23 +45,8 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/payerr
 
 scratch_and_children
 
-SIM_PORT=$(free_port)
-"$BIN" simulate --dialect pts --listen "127.0.0.1:$SIM_PORT" --log-level warn >"$WORK/sim.log" 2>&1 &
-SIM_PID=$!
-PIDS+=("$SIM_PID")
-wait_http "http://127.0.0.1:$SIM_PORT/__simulator/stats"
-
-GW_PORT=$(free_port)
-cat >"$WORK/gateway.toml" <<TOML
-listen = "127.0.0.1:$GW_PORT"
-data_dir = "$WORK/data"
-log_level = "warn"
-shutdown_grace_ms = 3000
-[[providers]]
-id = "pts"
-dialect = "pts"
-upstream = "http://127.0.0.1:$SIM_PORT"
-TOML
+pts_provider "$BIN" "$WORK"
+pts_gateway_config "$WORK"
 "$BIN" gateway --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")

@@ -61,3 +61,29 @@ stop_children_and_scratch() {
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
+
+# pts_provider BINARY DIR: the gateway benchmarks' provider, `payerr simulate --dialect pts` on a free
+# port (SIM_PORT), logging to DIR/sim.log; its pid goes in SIM_PID and PIDS. Returns once it answers.
+pts_provider() {
+    SIM_PORT=$(free_port)
+    "$1" simulate --dialect pts --listen "127.0.0.1:$SIM_PORT" --log-level warn >"$2/sim.log" 2>&1 &
+    SIM_PID=$!
+    PIDS+=("$SIM_PID")
+    wait_http "http://127.0.0.1:$SIM_PORT/__simulator/stats"
+}
+
+# pts_gateway_config DIR: writes DIR/gateway.toml, a gateway on a free port (GW_PORT) in front of the
+# pts_provider at SIM_PORT, with its events in DIR/data and log level warn.
+pts_gateway_config() {
+    GW_PORT=$(free_port)
+    cat >"$1/gateway.toml" <<TOML
+listen = "127.0.0.1:$GW_PORT"
+data_dir = "$1/data"
+log_level = "warn"
+shutdown_grace_ms = 3000
+[[providers]]
+id = "pts"
+dialect = "pts"
+upstream = "http://127.0.0.1:$SIM_PORT"
+TOML
+}
