@@ -53,7 +53,7 @@
 //! # Retention
 //!
 //! Events are kept for ever unless [`EventLogOptions::retention`] is set: then the writer thread
-//! deletes older events when the log opens and every minute, a few thousand per transaction
+//! deletes older events when the log opens and every minute, 1,000 per transaction
 //! ([`EventLog::pruned`] counts them).
 //!
 //! # Sanitizing
