@@ -4,7 +4,7 @@
 //! poll (never re-send) when the outcome is unknown. Every attempt is recorded in the event log.
 //!
 //! docs/gateway.md describes the configuration, the headers and the rules; [`policy`] holds the
-//! rules themselves, [`proxy`] one request's journey, [`upstream`] the provider connections and
+//! rules themselves, [`proxy`] one request's journey, [`upstream`] the provider connections (`wire` their HTTP/1.1) and
 //! `server` the listener.
 
 #![deny(missing_docs)]
@@ -16,6 +16,7 @@ pub mod policy;
 pub mod proxy;
 mod server;
 pub mod upstream;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -3,20 +3,21 @@
 //! the provider, which is what decides between a safe retry and an unknown outcome.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::Authority;
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use payerr::NoResponse;
 use payerr_server::listener::{cores, current_worker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::wire::{self, Chunked, Framing, MAX_HEAD_BYTES};
 
 /// Largest provider response read; a larger one is a failed attempt (it was sent: unknown).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -26,6 +27,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Idle connections kept per worker and provider; beyond, a connection is closed after its answer.
 pub const MAX_IDLE: usize = 256;
+
+/// A connection's read buffer: what one read asks for, and what it keeps between exchanges.
+const READ_BYTES: usize = 8 * 1024;
+
+/// A body up to this size goes out in the same write as the request's head.
+const COALESCED_BODY_BYTES: usize = 16 * 1024;
 
 /// What came back from one attempt.
 #[derive(Debug)]
@@ -51,9 +58,10 @@ pub enum Reply {
 /// The connections to one provider: a pool of idle keep-alive connections per worker thread, plus
 /// one for callers off the workers.
 ///
-/// A connection is driven by the runtime that opened it; sharing one pool between the workers'
-/// runtimes would hand each exchange across threads. Each pool is only ever used by its own thread,
-/// so its lock is never contended.
+/// A connection is read and written by the request that took it from the pool, on that request's
+/// task: no task or channel stands between the two. Each pool is only ever used by its own
+/// thread, so its lock is never contended; the pools are per thread so that a connection stays
+/// registered with the runtime that opened it.
 #[derive(Debug)]
 pub struct Upstream {
     /// `host:port` to connect to.
@@ -76,7 +84,7 @@ struct Pool {
 
 #[derive(Debug)]
 struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+    connection: Connection,
     since: Instant,
 }
 
@@ -116,6 +124,158 @@ fn lock(pool: &Mutex<Pool>) -> std::sync::MutexGuard<'_, Pool> {
     pool.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One keep-alive connection to a provider, between exchanges: nothing unread, nothing unsent.
+#[derive(Debug)]
+struct Connection {
+    stream: TcpStream,
+    /// Bytes read and not yet used; kept between exchanges for its allocation.
+    read: Vec<u8>,
+    /// The request being written; kept between exchanges for its allocation.
+    write: Vec<u8>,
+}
+
+/// Why a request could not be written.
+enum WriteFailure {
+    /// Not a byte of it left: the provider cannot have it.
+    Unwritten(io::Error),
+    /// Some of it may be on the wire.
+    Partly(io::Error),
+}
+
+impl Connection {
+    fn new(stream: TcpStream) -> Connection {
+        Connection {
+            stream,
+            read: Vec::with_capacity(READ_BYTES),
+            write: Vec::with_capacity(READ_BYTES),
+        }
+    }
+
+    /// Whether the provider has neither closed this idle connection nor sent anything on it.
+    /// No system call unless something arrived since the last read (Tokio tracks readiness).
+    fn is_open(&self) -> bool {
+        matches!(self.stream.try_read(&mut [0; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Writes the request in `write`, then `body`.
+    async fn send(&mut self, body: &[u8]) -> Result<(), WriteFailure> {
+        let coalesce = body.len() <= COALESCED_BODY_BYTES;
+        if coalesce {
+            self.write.extend_from_slice(body);
+        }
+        let parts: [&[u8]; 2] = [&self.write, if coalesce { &[] } else { body }];
+        let mut any_written = false;
+        for mut part in parts {
+            while !part.is_empty() {
+                let failure = match self.stream.write(part).await {
+                    Ok(0) => io::Error::from(io::ErrorKind::WriteZero),
+                    Ok(n) => {
+                        any_written = true;
+                        part = &part[n..];
+                        continue;
+                    }
+                    Err(e) => e,
+                };
+                return Err(if any_written {
+                    WriteFailure::Partly(failure)
+                } else {
+                    WriteFailure::Unwritten(failure)
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads more into the read buffer; `Ok(false)` when the provider closed the connection.
+    async fn fill(&mut self) -> Result<bool, String> {
+        self.read.reserve(READ_BYTES);
+        match self.stream.read_buf(&mut self.read).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => Err(format!("reading the response failed: {e}")),
+        }
+    }
+
+    /// Reads the response to a request made with `method`, whole; whether the connection can be
+    /// kept for another exchange.
+    async fn receive(&mut self, method: &Method) -> Result<(Reply, bool), String> {
+        let (head, mut at) = loop {
+            if let Some(parsed) = wire::parse_head(&self.read, method).map_err(|e| e.0)? {
+                break parsed;
+            }
+            if self.read.len() >= MAX_HEAD_BYTES {
+                return Err(format!("response head over {MAX_HEAD_BYTES} bytes"));
+            }
+            if !self.fill().await? {
+                return Err("the provider closed the connection before answering".to_owned());
+            }
+        };
+        let too_large = || format!("response body over {MAX_RESPONSE_BYTES} bytes");
+        let closed_early = || "the provider closed the connection before the body ended".to_owned();
+        let body = match head.framing {
+            Framing::Empty => Bytes::new(),
+            Framing::Length(length) => {
+                let length = usize::try_from(length)
+                    .ok()
+                    .filter(|&n| n <= MAX_RESPONSE_BYTES)
+                    .ok_or_else(too_large)?;
+                self.read
+                    .reserve((at + length).saturating_sub(self.read.len()));
+                while self.read.len() - at < length {
+                    if !self.fill().await? {
+                        return Err(closed_early());
+                    }
+                }
+                let body = Bytes::copy_from_slice(&self.read[at..at + length]);
+                at += length;
+                body
+            }
+            Framing::Chunked => {
+                let mut decoder = Chunked::default();
+                let mut body = Vec::new();
+                loop {
+                    at += decoder
+                        .decode(&self.read[at..], &mut body, MAX_RESPONSE_BYTES)
+                        .map_err(|e| e.0)?;
+                    if decoder.is_done() {
+                        break;
+                    }
+                    // All of it was decoded: the buffer starts afresh.
+                    self.read.clear();
+                    at = 0;
+                    if !self.fill().await? {
+                        return Err(closed_early());
+                    }
+                }
+                Bytes::from(body)
+            }
+            Framing::UntilClose => {
+                while self.fill().await? {
+                    if self.read.len() - at > MAX_RESPONSE_BYTES {
+                        return Err(too_large());
+                    }
+                }
+                let body = Bytes::copy_from_slice(&self.read[at..]);
+                at = self.read.len();
+                body
+            }
+        };
+        // Bytes after the answer are not the answer to anything sent: the connection is not
+        // trusted with another exchange.
+        let keep = head.keep_alive && at == self.read.len();
+        self.read.clear();
+        if self.read.capacity() > MAX_HEAD_BYTES {
+            self.read = Vec::with_capacity(READ_BYTES);
+        }
+        let reply = Reply::Response {
+            status: head.status,
+            headers: head.headers,
+            body,
+        };
+        Ok((reply, keep))
+    }
+}
+
 impl Upstream {
     /// Connections to `authority` (the upstream URL's, validated), whose set-up is bounded by
     /// `connect_timeout`.
@@ -152,28 +312,25 @@ impl Upstream {
     }
 
     /// The most recently used idle connection that is still open and fresh, if any.
-    fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn checkout(&self) -> Option<Connection> {
         let mut pool = lock(self.pool());
         while let Some(idle) = pool.idle.pop_back() {
-            if idle.since.elapsed() < self.idle_timeout && idle.sender.is_ready() {
-                return Some(idle.sender);
+            if idle.since.elapsed() < self.idle_timeout && idle.connection.is_open() {
+                return Some(idle.connection);
             }
         }
         None
     }
 
-    /// Keeps a connection whose exchange is over for the next request, on a task of the calling
-    /// runtime.
-    fn checkin(&self, sender: SendRequest<Full<Bytes>>) {
-        if !sender.is_ready() {
-            return;
-        }
+    /// Keeps a connection whose exchange is over for the next request; a task of the calling
+    /// runtime closes it once it expires.
+    fn checkin(&self, connection: Connection) {
         let shared = self.pool();
         let mut pool = lock(shared);
         pool.expire(self.idle_timeout);
         if pool.idle.len() < MAX_IDLE {
             pool.idle.push_back(Idle {
-                sender,
+                connection,
                 since: Instant::now(),
             });
         }
@@ -183,8 +340,8 @@ impl Upstream {
         }
     }
 
-    /// A new connection, driven by a task of the calling runtime.
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    /// A new connection.
+    async fn connect(&self) -> Result<Connection, Failure> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
             .await
             .map_err(|_| {
@@ -196,12 +353,7 @@ impl Upstream {
             .map_err(|e| Failure::NotSent(format!("cannot connect: {e}")))?;
         // Requests are written whole: send them at once.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Failure::NotSent(format!("cannot connect: {}", source_text(&e))))?;
-        // Ends when the provider closes the connection, or once the sender is dropped.
-        tokio::spawn(connection);
-        Ok(sender)
+        Ok(Connection::new(stream))
     }
 
     /// Sends one request (`path_and_query` in origin form) and reads the whole answer within
@@ -214,23 +366,10 @@ impl Upstream {
         body: Bytes,
         timeout: Duration,
     ) -> Reply {
-        let Ok(uri) = Uri::try_from(path_and_query) else {
-            return Reply::Failed {
-                sent: NoResponse::NotSent,
-                error: format!("cannot build an upstream request for {path_and_query:?}"),
-            };
-        };
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method.clone();
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers.clone();
-        request
-            .headers_mut()
-            .insert(header::HOST, self.host.clone());
         // Set once a request may have been written: a deadline that passes before, while
         // connecting, leaves the request certainly unsent.
         let written = AtomicBool::new(false);
-        let exchange = self.exchange(request, &written);
+        let exchange = self.exchange(method, path_and_query, headers, &body, &written);
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(Failure::NotSent(error))) => Reply::Failed {
@@ -256,54 +395,53 @@ impl Upstream {
     /// the request may be on the wire.
     async fn exchange(
         &self,
-        mut request: Request<Full<Bytes>>,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: &[u8],
         written: &AtomicBool,
     ) -> Result<Reply, Failure> {
         loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(sender) => (sender, true),
+            let (mut connection, reused) = match self.checkout() {
+                Some(connection) => (connection, true),
                 // Boxed: opening a connection is the rare path (connections are kept), and its
-                // handshake's state inline would make every request's task larger.
+                // state inline would make every request's task larger.
                 None => (Box::pin(self.connect()).await?, false),
             };
+            connection.write.clear();
+            wire::write_request(
+                &mut connection.write,
+                method,
+                target,
+                &self.host,
+                headers,
+                body.len(),
+            )
+            .map_err(|e| Failure::NotSent(e.0))?;
             written.store(true, Ordering::Relaxed);
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    let body = Limited::new(body, MAX_RESPONSE_BYTES)
-                        .collect()
-                        .await
-                        .map_err(|e| Failure::MaybeSent(format!("response body failed: {e}")))?
-                        .to_bytes();
-                    self.checkin(sender);
-                    return Ok(Reply::Response {
-                        status: parts.status.as_u16(),
-                        headers: parts.headers,
-                        body,
-                    });
+            match connection.send(body).await {
+                Ok(()) => {}
+                // A pooled connection the provider closed while it was idle took none of the
+                // request: it goes on another connection.
+                Err(WriteFailure::Unwritten(_)) if reused => {
+                    written.store(false, Ordering::Relaxed);
+                    continue;
                 }
-                Err(mut e) => match e.take_message() {
-                    // A pooled connection the provider closed while it was idle hands the request
-                    // back unwritten: it goes on another connection.
-                    Some(unsent) if reused => {
-                        written.store(false, Ordering::Relaxed);
-                        request = unsent;
-                        continue;
-                    }
-                    Some(_) => {
-                        return Err(Failure::NotSent(format!(
-                            "cannot send: {}",
-                            source_text(e.error())
-                        )))
-                    }
-                    None => {
-                        return Err(Failure::MaybeSent(format!(
-                            "request failed: {}",
-                            source_text(e.error())
-                        )))
-                    }
-                },
+                Err(WriteFailure::Unwritten(e)) => {
+                    return Err(Failure::NotSent(format!("cannot send: {e}")))
+                }
+                Err(WriteFailure::Partly(e)) => {
+                    return Err(Failure::MaybeSent(format!("request failed: {e}")))
+                }
             }
+            let (reply, keep) = connection
+                .receive(method)
+                .await
+                .map_err(Failure::MaybeSent)?;
+            if keep {
+                self.checkin(connection);
+            }
+            return Ok(reply);
         }
     }
 }
@@ -315,18 +453,6 @@ enum Failure {
     NotSent(String),
     /// Maybe: it may have been written, whole or in part.
     MaybeSent(String),
-}
-
-/// The innermost cause: hyper's outer errors say little ("connection closed before message
-/// completed" is the useful part).
-fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(inner) = cause {
-        text = format!("{text}: {inner}");
-        cause = inner.source();
-    }
-    text
 }
 
 /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), plus those the
@@ -367,7 +493,9 @@ pub fn keep_end_to_end(headers: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::Full;
     use hyper::header::HeaderValue;
+    use hyper_util::rt::TokioIo;
 
     use super::*;
 
@@ -625,6 +753,153 @@ mod tests {
         assert!(
             matches!(reply, Reply::Response { status: 200, .. }),
             "{reply:?}"
+        );
+    }
+
+    /// A provider that answers the requests it gets, on whatever connection, with `answers` in
+    /// turn, raw; after an answer marked `true` it closes the connection. The number of
+    /// connections it accepted.
+    async fn scripted(
+        answers: &'static [(&'static [u8], bool)],
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::AtomicUsize;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let next = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = server.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::Relaxed);
+                let next = next.clone();
+                tokio::spawn(async move {
+                    let mut received = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        // Every request of `post` ends in its body, `{}`.
+                        while !received.ends_with(b"\r\n\r\n{}") {
+                            match socket.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => received.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        received.clear();
+                        let (answer, close) = answers[next.fetch_add(1, Ordering::Relaxed)];
+                        socket.write_all(answer).await.unwrap();
+                        if close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// The status and body `post` got, or the failure.
+    async fn replies(upstream: &Upstream, count: usize) -> Vec<Result<(u16, String), String>> {
+        let mut replies = Vec::new();
+        for _ in 0..count {
+            replies.push(match post(upstream, Duration::from_secs(2)).await {
+                Reply::Response { status, body, .. } => {
+                    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+                }
+                Reply::Failed { sent, error } => {
+                    assert_eq!(sent, NoResponse::MaybeSent, "{error}");
+                    Err(error)
+                }
+            });
+        }
+        replies
+    }
+
+    #[tokio::test]
+    async fn every_framing_is_read_and_the_connection_kept_while_it_can_be() {
+        static ANSWERS: [(&[u8], bool); 5] = [
+            (
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 402 Payment Required\r\nContent-Length: 8\r\n\r\ndeclined",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+            // Told to close: the next request goes on a new connection.
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                true,
+            ),
+            // No framing: the body runs to the close.
+            (b"HTTP/1.1 503 Service Unavailable\r\n\r\nbusy, try later", true),
+        ];
+        let (addr, accepted) = scripted(&ANSWERS).await;
+        let upstream = upstream(addr);
+        let got = replies(&upstream, 3).await;
+        assert_eq!(
+            got,
+            [
+                Ok((402, "declined".to_owned())),
+                Ok((200, "abcde".to_owned())),
+                Ok((204, String::new())),
+            ]
+        );
+        assert_eq!(accepted.load(Ordering::Relaxed), 1);
+        let got = replies(&upstream, 2).await;
+        assert_eq!(
+            got,
+            [
+                Ok((200, "ok".to_owned())),
+                Ok((503, "busy, try later".to_owned()))
+            ]
+        );
+        assert_eq!(accepted.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_cannot_be_trusted_may_have_been_processed() {
+        static ANSWERS: [(&[u8], bool); 6] = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", true),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+                false,
+            ),
+            (b"<html>bad gateway</html>\r\n\r\n", false),
+            (b"", true),
+        ];
+        let (addr, _) = scripted(&ANSWERS).await;
+        let upstream = upstream(addr);
+        let got = replies(&upstream, 6).await;
+        let errors: Vec<&str> = got
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .map_or_else(String::as_str, |ok| unreachable!("{ok:?}"))
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "the provider closed the connection before the body ended",
+                "the provider closed the connection before the body ended",
+                "response body over 16777216 bytes",
+                "conflicting Content-Length values",
+                "malformed response head: invalid HTTP version",
+                "the provider closed the connection before answering",
+            ]
         );
     }
 }
