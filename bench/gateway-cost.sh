@@ -5,6 +5,8 @@
 #
 # Usage: bench/gateway-cost.sh [BINARY...]   (default: this tree's release build, built first)
 #   DURATION=10s   how long the measured load runs (wrk, 1 thread, 8 connections)
+#   KEEP=DIR       keep each binary's dumps in DIR (DIR/N.cg.out.1-TT, N the binary's place in the
+#                  list) for callgrind_annotate, to see where the instructions went
 #
 # For each binary: a `payerr simulate` (pts) runs natively, the gateway runs under callgrind in
 # front of it, a warm-up load passes, the counters are zeroed, then the same POST as bench/gateway.sh
@@ -49,7 +51,7 @@ scratch_and_children
 instructions() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 
 measure() {
-    local bin=$1 run=$WORK/run-$RANDOM
+    local bin=$1 run=$WORK/run-$2
     mkdir -p "$run"
     pts_provider "$bin" "$run"
     pts_gateway_config "$run"
@@ -89,9 +91,13 @@ measure() {
         fi
     done
     ((requests > 0)) || die "no request went through $bin"
+    if [[ -n ${KEEP:-} ]]; then
+        mkdir -p "$KEEP"
+        for file in $dumps; do cp "$file" "$KEEP/$2.$(basename "$file")"; done
+    fi
     awk -v b="$bin" -v w="$workers" -v e="$writer" -v n="$requests" 'BEGIN {
         printf "%s: workers %.0f instructions/request, event writer %.0f, total %.0f (%d requests)\n",
             b, w / n, e / n, (w + e) / n, n }'
 }
 
-for bin in "${BINARIES[@]}"; do measure "$bin"; done
+for i in "${!BINARIES[@]}"; do measure "${BINARIES[$i]}" "$((i + 1))"; done

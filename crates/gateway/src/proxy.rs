@@ -17,7 +17,7 @@ use payerr_events::{AttemptKind, Event, EventLog};
 use crate::config::{GatewayConfig, Mode, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::policy::{self, Next, Situation};
-use crate::upstream::{keep_end_to_end, Reply, Upstream};
+use crate::upstream::{Reply, Upstream};
 
 /// A provider with its client.
 pub struct Provider {
@@ -281,7 +281,8 @@ impl Gateway {
             http_status,
             outcome: verdict.outcome,
             category: verdict.category,
-            code: verdict.code.to_string(),
+            // Not `to_string()`: through `Display`, an `Arc<str>` is copied by the formatter.
+            code: String::from(&*verdict.code),
             provider_code: verdict.source.code.clone(),
             latency_us: elapsed.as_micros() as u64,
             error,
@@ -343,14 +344,12 @@ impl Gateway {
                 verdict.write_json(&mut body);
                 (verdict.http_status, json_headers(), Bytes::from(body))
             }
+            // End-to-end headers only, read with room for the verdict's.
             Reply::Response {
                 status,
-                mut headers,
+                headers,
                 body,
-            } => {
-                keep_end_to_end(&mut headers);
-                (status, headers, body)
-            }
+            } => (status, headers, body),
             Reply::Failed { error, .. } => {
                 let body = error_body(&verdict, &error, operation.as_deref());
                 (verdict.http_status, json_headers(), Bytes::from(body))
@@ -474,10 +473,12 @@ fn error_body(verdict: &Verdict, error: &str, operation: Option<&str>) -> Vec<u8
 
 /// The caller's language for verdict texts: `Language` (seed 001 style), then `Accept-Language`.
 fn lang(headers: &HeaderMap) -> Lang {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    header("language")
+    // Names, not `&str`s: a map looks a `&str` up only after parsing it, on every attempt.
+    const LANGUAGE: HeaderName = HeaderName::from_static("language");
+    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    header(&LANGUAGE)
         .and_then(Lang::parse)
-        .or_else(|| header("accept-language").and_then(Lang::from_accept_language))
+        .or_else(|| header(&header::ACCEPT_LANGUAGE).and_then(Lang::from_accept_language))
         .unwrap_or_default()
 }
 

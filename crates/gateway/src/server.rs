@@ -117,7 +117,7 @@ impl State {
         peer: IpAddr,
     ) -> Response<Full<Bytes>> {
         let started = Instant::now();
-        let request_id = self.ids.for_request(req.headers().get(REQUEST_ID));
+        let request_id = self.ids.for_request(req.headers().get(&REQUEST_ID));
         // The access line's method and target, taken before the request is consumed, and only
         // when the line is written.
         let logged = self.logger.enabled(LogLevel::Info).then(|| {
@@ -267,9 +267,10 @@ impl State {
             Err(rejection) => return self.refuse(&rejection, summary),
         };
         let (query, verdict_asked) = split_payerr_query(parts.uri.query());
+        // Not `format!`: on every request, its machinery costs more than the copy.
         let path_and_query = match query {
-            Some(q) => format!("/{rest}?{q}"),
-            None => format!("/{rest}"),
+            Some(q) => ["/", rest, "?", &q].concat(),
+            None => ["/", rest].concat(),
         };
         drop(presented);
         keep_end_to_end(&mut parts.headers);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::Authority;
 use hyper::Method;
 use payerr::NoResponse;
@@ -17,7 +17,7 @@ use payerr_server::listener::{cores, current_worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::wire::{self, Chunked, Framing, MAX_HEAD_BYTES};
+use crate::wire::{self, tokens, Chunked, Framing, HOP_BY_HOP, MAX_HEAD_BYTES};
 
 /// Largest provider response read; a larger one is a failed attempt (it was sent: unknown).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -41,7 +41,7 @@ pub enum Reply {
     Response {
         /// Its status.
         status: u16,
-        /// Its headers.
+        /// Its end-to-end headers (hop-by-hop ones are the connection's, [`wire`] keeps them).
         headers: HeaderMap,
         /// Its body.
         body: Bytes,
@@ -455,39 +455,34 @@ enum Failure {
     MaybeSent(String),
 }
 
-/// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), plus those the
-/// client or hyper sets for the next hop.
-const HOP_BY_HOP: [HeaderName; 11] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::HOST,
-    header::CONTENT_LENGTH,
-];
-
-/// Removes the headers not to pass on: hop-by-hop ones and those the `Connection` header names.
+/// Removes the headers not to pass on: hop-by-hop ones ([`HOP_BY_HOP`]) and those the
+/// `Connection` header names.
 pub fn keep_end_to_end(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+    // One look at each name, and no allocation unless `Connection` names some: a request always
+    // has a couple of them (`Host`, `Content-Length`), and this runs on every one.
+    let mut found = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            found |= 1 << i;
+        }
+    }
+    if found & 1 != 0 {
+        let named: Vec<HeaderName> = tokens(
+            headers
+                .get_all(&HOP_BY_HOP[0])
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .filter_map(|name| HeaderName::from_bytes(name).ok())
         .collect();
-    // A message has a handful of headers: looking at each is cheaper than looking up every name.
-    let dropped: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(name) || named.contains(name))
-        .cloned()
-        .collect();
-    for name in dropped {
-        headers.remove(name);
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 

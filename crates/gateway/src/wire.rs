@@ -15,6 +15,37 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most headers a response may have.
 const MAX_HEADERS: usize = 128;
 
+/// Headers the gateway adds to a provider's answer (`Payerr-*`, `X-Request-Id`): a response's map
+/// is made with room for them, so that adding them does not grow it.
+const ADDED_HEADERS: usize = 10;
+
+/// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), plus those the
+/// gateway sets itself for the next hop. `Connection` comes first ([`keep_end_to_end`] relies on
+/// it), and the headers it names are hop-by-hop too.
+///
+/// [`keep_end_to_end`]: crate::upstream::keep_end_to_end
+pub const HOP_BY_HOP: [HeaderName; 11] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::HOST,
+    header::CONTENT_LENGTH,
+];
+
+/// The trimmed, non-empty elements of comma-separated header values.
+pub fn tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
 /// Longest chunk-size line (extensions included) and longest trailer section of a chunked body.
 const MAX_CHUNK_LINE_BYTES: usize = 4096;
 
@@ -102,7 +133,7 @@ pub enum Framing {
 pub struct Head {
     /// The status, 200 to 599 (informational responses before it are skipped).
     pub status: u16,
-    /// The headers as sent, hop-by-hop ones included.
+    /// The end-to-end headers: neither [`HOP_BY_HOP`] ones nor those `Connection` names.
     pub headers: HeaderMap,
     /// How the body is delimited.
     pub framing: Framing,
@@ -134,17 +165,38 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
             continue;
         }
         let version_1_1 = response.version == Some(1);
-        let mut headers = HeaderMap::with_capacity(response.headers.len());
-        for h in response.headers.iter() {
+        let raw = &*response.headers;
+        let values = |name: &'static HeaderName| {
+            raw.iter()
+                .filter(move |h| h.name.eq_ignore_ascii_case(name.as_str()))
+                .map(|h| h.value)
+        };
+        let (framing, reusable) = framing(
+            status,
+            method,
+            values(&header::TRANSFER_ENCODING),
+            values(&header::CONTENT_LENGTH),
+        )?;
+        let close = tokens(values(&header::CONNECTION)).any(|t| t.eq_ignore_ascii_case(b"close"));
+        let keep_alive = reusable && version_1_1 && !close;
+        // The map holds the end-to-end headers only: what the hop-by-hop ones say is the
+        // connection's, read above.
+        let named = || tokens(values(&header::CONNECTION));
+        let mut headers = HeaderMap::with_capacity(raw.len() + ADDED_HEADERS);
+        for h in raw {
+            let hop = HOP_BY_HOP
+                .iter()
+                .any(|hop| h.name.eq_ignore_ascii_case(hop.as_str()))
+                || named().any(|n| n.eq_ignore_ascii_case(h.name.as_bytes()));
+            if hop {
+                continue;
+            }
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| WireError(format!("malformed header name {:?}", h.name)))?;
             let value = HeaderValue::from_bytes(h.value)
                 .map_err(|_| WireError(format!("malformed value of header {}", h.name)))?;
             headers.append(name, value);
         }
-        let (framing, reusable) = framing(status, method, &headers)?;
-        let keep_alive =
-            reusable && version_1_1 && !has_token(&headers, &header::CONNECTION, "close");
         let head = Head {
             status,
             headers,
@@ -155,34 +207,32 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
     }
 }
 
-/// The body's framing, and whether it leaves the connection reusable.
-fn framing(
+/// The body's framing from the `Transfer-Encoding` and `Content-Length` values, and whether it
+/// leaves the connection reusable.
+fn framing<'a>(
     status: u16,
     method: &Method,
-    headers: &HeaderMap,
+    transfer_encoding: impl Iterator<Item = &'a [u8]>,
+    content_length: impl Iterator<Item = &'a [u8]>,
 ) -> Result<(Framing, bool), WireError> {
     if method == Method::HEAD || status == 204 || status == 304 {
         return Ok((Framing::Empty, true));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    let mut content_length = content_length.peekable();
+    let mut transfer_encoding = transfer_encoding.peekable();
+    if transfer_encoding.peek().is_some() {
         // With Content-Length as well, Transfer-Encoding wins but the connection is not to be
         // trusted with another message (§6.3, point 3).
-        let reusable = !headers.contains_key(header::CONTENT_LENGTH);
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .rfind(|coding| !coding.is_empty());
-        return Ok(match last {
+        let reusable = content_length.peek().is_none();
+        return Ok(match tokens(transfer_encoding).last() {
             Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => (Framing::Chunked, reusable),
             _ => (Framing::UntilClose, false),
         });
     }
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        // A list of the same value, repeated or comma-separated, is that value (§8.6 of RFC 9110).
-        for part in value.as_bytes().split(|&b| b == b',') {
+    // A list of the same value, repeated or comma-separated, is that value (RFC 9110 §8.6).
+    for value in content_length {
+        for part in value.split(|&b| b == b',') {
             let n = parse_length(part.trim_ascii())
                 .ok_or_else(|| WireError::new("malformed Content-Length"))?;
             if length.is_some_and(|l| l != n) {
@@ -203,15 +253,6 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
         return None;
     }
     Some(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
-/// Whether a comma-separated header lists `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
 }
 
 /// Decodes a chunked body as its bytes arrive, whatever the boundaries between reads.
@@ -503,6 +544,21 @@ mod tests {
                 "{status} {method}"
             );
         }
+    }
+
+    #[test]
+    fn the_connection_s_headers_stay_behind() {
+        let h = complete(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n\
+             X-Hop: 1\r\nX-Kept: 2\r\nTransfer-Encoding: chunked\r\nTrailer: T\r\n\
+             Retry-After: 3\r\nUpgrade: h2\r\nProxy-Connection: x\r\n\r\n",
+        );
+        let mut names: Vec<&str> = h.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["retry-after", "x-kept"]);
+        assert_eq!(h.framing, Framing::Chunked);
+        // Room for the headers the gateway adds.
+        assert!(h.headers.capacity() >= 2 + ADDED_HEADERS);
     }
 
     #[test]

@@ -4,10 +4,11 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderName, HeaderValue};
 
-/// Header carrying the request id, taken from the client when it sends a sane one.
-pub const REQUEST_ID: &str = "x-request-id";
+/// Header carrying the request id, taken from the client when it sends a sane one. A name rather
+/// than a `&str`: a map looks a name up as it is, a `&str` only after parsing it.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Request ids: the client's `X-Request-Id` when it is 1–128 characters of `[A-Za-z0-9._:-]`, else
 /// a fresh one, unique in the process and unlikely to repeat across processes.

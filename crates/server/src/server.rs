@@ -101,7 +101,7 @@ impl State {
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
-        let request_id = self.ids.for_request(req.headers().get(REQUEST_ID));
+        let request_id = self.ids.for_request(req.headers().get(&REQUEST_ID));
         let method = req.method().clone();
         // Only when the request line will be logged: the path and query, card numbers masked.
         let target = self.logger.enabled(LogLevel::Info).then(|| {
