@@ -15,10 +15,17 @@ use std::ops::Range;
 /// kept, so the text keeps its shape.
 pub fn mask_pans(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    // Most texts hold too few digits to hide a card number: answer them without scanning groups.
-    if digit_count(bytes) < 13 {
+    // Most texts hold too few digits to hide a card number, or hold them apart (a request id's
+    // groups of hex digits, a date and an amount): answer them without scanning groups.
+    if digit_count(bytes) < 13 || !has_joinable_digits(bytes) {
         return Cow::Borrowed(text);
     }
+    scan(text)
+}
+
+/// [`mask_pans`] without its shortcuts: every sequence of digit groups looked at.
+fn scan(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
     let mut masked: Option<Vec<u8>> = None;
     // One buffer for every sequence of groups in the text.
     let mut groups = Vec::new();
@@ -103,6 +110,30 @@ fn digit_count(bytes: &[u8]) -> usize {
             )
         })
         .sum()
+}
+
+/// Whether some stretch of `bytes` made only of digits and [`JOINER_CHARS`] holds 13 digits or
+/// more: a card number, joined, escaped or followed by its expiry, lies within one such stretch,
+/// so without one there is nothing to mask. (A joiner's own digits, `%20`, count too: counting
+/// more than the card's digits only sends a text to the full scan.)
+fn has_joinable_digits(bytes: &[u8]) -> bool {
+    let mut digits = 0;
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits >= 13 {
+                return true;
+            }
+        } else if !is_joiner_char(b) {
+            digits = 0;
+        }
+    }
+    false
+}
+
+/// Whether `b` is one of [`JOINER_CHARS`] (a test keeps the two alike).
+fn is_joiner_char(b: u8) -> bool {
+    matches!(b, b' ' | b'-' | b'+' | b'%' | b'B' | b'b' | b'D' | b'd')
 }
 
 /// Every character, besides digits, of the joiners between a card number's groups: a space, `-`,
@@ -262,9 +293,13 @@ mod tests {
 
     #[test]
     fn every_joiner_is_made_of_digits_and_joiner_chars() {
+        // Asked of the group scanner itself: `mask_pans` skips it for texts without joinable
+        // digits, by `is_joiner_char`, which is what this test keeps honest.
         let joined = |joiner: &str| {
             let text = ["4111", "1111", "1111", "1111"].join(joiner);
-            matches!(mask_pans(&text), Cow::Owned(_))
+            let mut groups = Vec::new();
+            digit_groups(text.as_bytes(), 0, &mut groups);
+            groups.len() == 4
         };
         let mut joiners: Vec<String> = (0x20u8..0x7f).map(|b| char::from(b).to_string()).collect();
         joiners.extend(["%20", "%2D", "%2d", "%2B", "%2b", "%2F", "%41"].map(str::to_owned));
@@ -277,6 +312,79 @@ mod tests {
             );
         }
         assert!(joined(" ") && joined("%2d") && !joined("%2F"));
+        for b in 0..=u8::MAX {
+            assert_eq!(
+                is_joiner_char(b),
+                JOINER_CHARS.contains(&char::from(b)),
+                "{b:#04x}"
+            );
+        }
+    }
+
+    /// A card number cut into groups joined by one of `joiners`, between `before` and `after`.
+    fn card_text(
+        card: &str,
+        cuts: &[usize],
+        joiners: &[&str],
+        before: &str,
+        after: &str,
+    ) -> String {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % card.len()).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut text = before.to_owned();
+        let mut from = 0;
+        for (cut, joiner) in cuts.iter().zip(joiners.iter().cycle()) {
+            text.push_str(&card[from..*cut]);
+            text.push_str(joiner);
+            from = *cut;
+        }
+        text.push_str(&card[from..]);
+        text.push_str(after);
+        text
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_shortcuts_never_change_what_is_masked(
+            card in proptest::sample::select(vec![
+                "4111111111111111", "5500005555555559", "378282246310005", "6011111111111117",
+            ]),
+            cuts in proptest::collection::vec(0usize..19, 0..5),
+            joiners in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    " ", "-", "+", "%20", "%2D", "%2b", "%2F", "_", "/", "x", "  ", "",
+                ]),
+                1..4,
+            ),
+            before in proptest::sample::select(vec!["", "card ", "%", "5%", "id_", "12-", "/pay?n="]),
+            after in proptest::sample::select(vec!["", " exp 1225", "1225", "-9", "_x", "%20"]),
+            noise in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "4111", "1111", "0", "12", " ", "-", "%20", "%", "_", "/", "x", "é",
+                ]),
+                0..12,
+            ),
+        ) {
+            let text = card_text(card, &cuts, &joiners, before, after);
+            proptest::prop_assert_eq!(mask_pans(&text), scan(&text));
+            let noise = noise.concat();
+            proptest::prop_assert_eq!(mask_pans(&noise), scan(&noise));
+        }
+    }
+
+    #[test]
+    fn texts_without_13_joinable_digits_are_not_scanned() {
+        for (text, long) in [
+            ("req_8f3a9c12_40e11b7d_0001a3f9", false),
+            ("2026-11-21 amount 1234567 ref 998877", false),
+            ("4111 1111 1111 1", true),
+            ("41%2011111111111", true),
+            ("411111111111_1111", false),
+            ("4111111111111", true),
+        ] {
+            assert_eq!(has_joinable_digits(text.as_bytes()), long, "{text}");
+        }
     }
 
     #[test]
