@@ -154,6 +154,11 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
             Err(e) => return Err(WireError(format!("malformed response head: {e}"))),
         };
         let status = response.code.unwrap_or_default();
+        if !(100..=599).contains(&status) {
+            return Err(WireError(format!(
+                "malformed response head: status {status}"
+            )));
+        }
         if status == 101 {
             return Err(WireError::new(
                 "the provider switched protocols, which the gateway never asks for",
@@ -604,6 +609,8 @@ mod tests {
             assert_eq!(failure(response), error, "{response:?}");
         }
         for response in [
+            "HTTP/1.1 600 Beyond\r\n\r\n",
+            "HTTP/1.1 099 Below\r\n\r\n",
             "HTTP/1.1 2000 OK\r\n\r\n",
             "SMTP ready\r\n\r\n",
             "HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
