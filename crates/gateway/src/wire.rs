@@ -3,8 +3,8 @@
 //! chunked body decoded as it arrives.
 //!
 //! The gateway's own code rather than hyper's client: the request's task drives its connection
-//! itself, with no connection task and no channel between the two, which was a fifth of what a
-//! request cost the gateway (bench/README.md). Parsing is httparse's, as in hyper.
+//! itself, with no connection task and no channel between the two, which cost a fifth of the
+//! request path's instructions (bench/README.md). Parsing is httparse's, as in hyper.
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::Method;
