@@ -4,8 +4,8 @@
 //! poll (never re-send) when the outcome is unknown. Every attempt is recorded in the event log.
 //!
 //! docs/gateway.md describes the configuration, the headers and the rules; [`policy`] holds the
-//! rules themselves, [`proxy`] one request's journey, [`upstream`] the provider connections (`wire` their HTTP/1.1) and
-//! `server` the listener.
+//! rules themselves, [`proxy`] one request's journey, [`upstream`] the provider connections
+//! (`wire` their HTTP/1.1) and `server` the listener.
 
 #![deny(missing_docs)]
 

@@ -22,8 +22,13 @@ use crate::wire::{self, tokens, Chunked, Framing, HOP_BY_HOP, MAX_HEAD_BYTES};
 /// Largest provider response read; a larger one is a failed attempt (it was sent: unknown).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
-/// An idle connection unused this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An idle connection unused this long is closed. Under the 60 s after which common load
+/// balancers close idle connections without saying so: a connection the provider closes just as a
+/// request goes out on it turns a payment into an unknown outcome.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// Taken off the idle time a provider announces (`Keep-Alive: timeout=N`), for the same reason.
+const IDLE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Idle connections kept per worker and provider; beyond, a connection is closed after its answer.
 pub const MAX_IDLE: usize = 256;
@@ -41,7 +46,7 @@ pub enum Reply {
     Response {
         /// Its status.
         status: u16,
-        /// Its end-to-end headers (hop-by-hop ones are the connection's, [`wire`] keeps them).
+        /// Its end-to-end headers (hop-by-hop ones are the connection's, kept by the wire code).
         headers: HeaderMap,
         /// Its body.
         body: Bytes,
@@ -85,30 +90,31 @@ struct Pool {
 #[derive(Debug)]
 struct Idle {
     connection: Connection,
-    since: Instant,
+    /// When it stops being used: the gateway's idle timeout, or sooner when the provider announced
+    /// a shorter one.
+    until: Instant,
 }
 
 impl Pool {
-    /// Closes the connections idle for `idle_timeout` or more.
-    fn expire(&mut self, idle_timeout: Duration) {
-        while self
-            .idle
-            .front()
-            .is_some_and(|idle| idle.since.elapsed() >= idle_timeout)
-        {
+    /// Closes the connections at the front (the oldest) whose time is up. One further back whose
+    /// provider announced a shorter time is never taken after it (see `checkout`), and is closed
+    /// once the ones before it are.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        while self.idle.front().is_some_and(|idle| idle.until <= now) {
             self.idle.pop_front();
         }
     }
 }
 
 /// Closes a pool's connections as they expire, until none is left idle.
-async fn reap(pool: Arc<Mutex<Pool>>, idle_timeout: Duration) {
+async fn reap(pool: Arc<Mutex<Pool>>) {
     loop {
         let wait = {
             let mut pool = lock(&pool);
-            pool.expire(idle_timeout);
+            pool.expire();
             match pool.idle.front() {
-                Some(oldest) => idle_timeout.saturating_sub(oldest.since.elapsed()),
+                Some(oldest) => oldest.until.saturating_duration_since(Instant::now()),
                 None => {
                     pool.reaper = false;
                     return;
@@ -163,7 +169,17 @@ impl Connection {
         if coalesce {
             self.write.extend_from_slice(body);
         }
-        let parts: [&[u8]; 2] = [&self.write, if coalesce { &[] } else { body }];
+        let sent = self.write_all(if coalesce { &[] } else { body }).await;
+        // A large head or body is not kept for the connection's life.
+        if self.write.capacity() > MAX_HEAD_BYTES {
+            self.write = Vec::with_capacity(READ_BYTES);
+        }
+        sent
+    }
+
+    /// Writes `write`, then `rest`, telling whether any byte went before a failure.
+    async fn write_all(&mut self, rest: &[u8]) -> Result<(), WriteFailure> {
+        let parts: [&[u8]; 2] = [&self.write, rest];
         let mut any_written = false;
         for mut part in parts {
             while !part.is_empty() {
@@ -196,9 +212,12 @@ impl Connection {
         }
     }
 
-    /// Reads the response to a request made with `method`, whole; whether the connection can be
-    /// kept for another exchange.
-    async fn receive(&mut self, method: &Method) -> Result<(Reply, bool), String> {
+    /// Reads the response to a request made with `method`, whole; for how long the connection can
+    /// be kept for another exchange, if it can (`None` inside: the gateway's own idle timeout).
+    async fn receive(
+        &mut self,
+        method: &Method,
+    ) -> Result<(Reply, Option<Option<Duration>>), String> {
         let (head, mut at) = loop {
             if let Some(parsed) = wire::parse_head(&self.read, method).map_err(|e| e.0)? {
                 break parsed;
@@ -219,8 +238,9 @@ impl Connection {
                     .ok()
                     .filter(|&n| n <= MAX_RESPONSE_BYTES)
                     .ok_or_else(too_large)?;
-                self.read
-                    .reserve((at + length).saturating_sub(self.read.len()));
+                // Room as announced, up to a point: a length is only a claim until bytes come.
+                let missing = (at + length).saturating_sub(self.read.len());
+                self.read.reserve(missing.min(READ_BYTES * 128));
                 while self.read.len() - at < length {
                     if !self.fill().await? {
                         return Err(closed_early());
@@ -262,7 +282,7 @@ impl Connection {
         };
         // Bytes after the answer are not the answer to anything sent: the connection is not
         // trusted with another exchange.
-        let keep = head.keep_alive && at == self.read.len();
+        let keep = (head.keep_alive && at == self.read.len()).then_some(head.idle_timeout);
         self.read.clear();
         if self.read.capacity() > MAX_HEAD_BYTES {
             self.read = Vec::with_capacity(READ_BYTES);
@@ -314,29 +334,37 @@ impl Upstream {
     /// The most recently used idle connection that is still open and fresh, if any.
     fn checkout(&self) -> Option<Connection> {
         let mut pool = lock(self.pool());
+        let now = Instant::now();
         while let Some(idle) = pool.idle.pop_back() {
-            if idle.since.elapsed() < self.idle_timeout && idle.connection.is_open() {
+            if now < idle.until && idle.connection.is_open() {
                 return Some(idle.connection);
             }
         }
         None
     }
 
-    /// Keeps a connection whose exchange is over for the next request; a task of the calling
-    /// runtime closes it once it expires.
-    fn checkin(&self, connection: Connection) {
+    /// Keeps a connection whose exchange is over for the next request, for the gateway's idle
+    /// timeout or, when the provider announced one (`announced`), for a margin less, whichever is
+    /// shorter; a task of the calling runtime closes it once it expires.
+    fn checkin(&self, connection: Connection, announced: Option<Duration>) {
+        let keep = announced.map_or(self.idle_timeout, |provider| {
+            provider.saturating_sub(IDLE_MARGIN).min(self.idle_timeout)
+        });
+        if keep.is_zero() {
+            return;
+        }
         let shared = self.pool();
         let mut pool = lock(shared);
-        pool.expire(self.idle_timeout);
+        pool.expire();
         if pool.idle.len() < MAX_IDLE {
             pool.idle.push_back(Idle {
                 connection,
-                since: Instant::now(),
+                until: Instant::now() + keep,
             });
         }
         if !pool.reaper && !pool.idle.is_empty() {
             pool.reaper = true;
-            tokio::spawn(reap(shared.clone(), self.idle_timeout));
+            tokio::spawn(reap(shared.clone()));
         }
     }
 
@@ -438,8 +466,8 @@ impl Upstream {
                 .receive(method)
                 .await
                 .map_err(Failure::MaybeSent)?;
-            if keep {
-                self.checkin(connection);
+            if let Some(announced) = keep {
+                self.checkin(connection, announced);
             }
             return Ok(reply);
         }
@@ -455,7 +483,7 @@ enum Failure {
     MaybeSent(String),
 }
 
-/// Removes the headers not to pass on: hop-by-hop ones ([`HOP_BY_HOP`]) and those the
+/// Removes the headers not to pass on: hop-by-hop ones (`wire::HOP_BY_HOP`) and those the
 /// `Connection` header names.
 pub fn keep_end_to_end(headers: &mut HeaderMap) {
     // One look at each name, and no allocation unless `Connection` names some: a request always
@@ -896,5 +924,97 @@ mod tests {
                 "the provider closed the connection before answering",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn bytes_after_an_answer_or_a_short_idle_time_keep_no_connection() {
+        static ANSWERS: [(&[u8], bool); 5] = [
+            // Not the answer to anything sent: the connection is not trusted again.
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+                false,
+            ),
+            // The provider keeps it one second: less the margin, not at all.
+            (
+                b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok",
+                false,
+            ),
+            // Five seconds: kept.
+            (
+                b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+        ];
+        let (addr, accepted) = scripted(&ANSWERS).await;
+        let upstream = upstream(addr);
+        let got = replies(&upstream, 5).await;
+        assert!(
+            got.iter().all(|r| r == &Ok((200, "ok".to_owned()))),
+            "{got:?}"
+        );
+        assert_eq!(accepted.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_pooled_connection_reset_by_the_provider_is_replaced_not_an_unknown() {
+        use std::sync::mpsc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (reset, do_reset) = mpsc::channel::<()>();
+        let (was_reset, reset_done) = mpsc::channel::<()>();
+        // The provider, on a thread and runtime of its own: the gateway's runtime must not run
+        // while the reset arrives, so that nothing has told it of the reset when it takes the
+        // connection from the pool.
+        let provider = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let answer = |socket: tokio::net::TcpStream| async move {
+                    let mut socket = socket;
+                    let mut received = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !received.ends_with(b"\r\n\r\n{}") {
+                        let n = socket.read(&mut buf).await.unwrap();
+                        assert!(n > 0, "the request ended early");
+                        received.extend_from_slice(&buf[..n]);
+                    }
+                    socket
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await
+                        .unwrap();
+                    socket
+                };
+                let (first, _) = listener.accept().await.unwrap();
+                let first = answer(first).await;
+                do_reset.recv().unwrap();
+                first.set_zero_linger().unwrap();
+                drop(first);
+                was_reset.send(()).unwrap();
+                let (second, _) = listener.accept().await.unwrap();
+                drop(answer(second).await);
+            });
+        });
+        runtime().block_on(async move {
+            let upstream = upstream(addr);
+            let ok = |reply: &Reply| matches!(reply, Reply::Response { status: 200, body, .. } if body == "ok");
+            let reply = post(&upstream, Duration::from_secs(2)).await;
+            assert!(ok(&reply), "{reply:?}");
+            reset.send(()).unwrap();
+            // Blocking, on purpose (see above).
+            reset_done.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let reply = post(&upstream, Duration::from_secs(2)).await;
+            assert!(ok(&reply), "{reply:?}");
+        });
+        provider.join().unwrap();
     }
 }

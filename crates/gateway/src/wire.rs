@@ -6,6 +6,8 @@
 //! itself, with no connection task and no channel between the two, which cost a fifth of the
 //! request path's instructions (bench/README.md). Parsing is httparse's, as in hyper.
 
+use std::time::Duration;
+
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::Method;
 
@@ -20,11 +22,13 @@ const MAX_HEADERS: usize = 128;
 const ADDED_HEADERS: usize = 10;
 
 /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), plus those the
-/// gateway sets itself for the next hop. `Connection` comes first ([`keep_end_to_end`] relies on
-/// it), and the headers it names are hop-by-hop too.
+/// gateway sets itself for the next hop, and `Expect`: the gateway has the whole body before it
+/// forwards anything, so a `100-continue` is answered to the client and not asked of the provider
+/// (which may not support it). `Connection` comes first ([`keep_end_to_end`] relies on it), and the
+/// headers it names are hop-by-hop too.
 ///
 /// [`keep_end_to_end`]: crate::upstream::keep_end_to_end
-pub const HOP_BY_HOP: [HeaderName; 11] = [
+pub const HOP_BY_HOP: [HeaderName; 12] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -36,7 +40,11 @@ pub const HOP_BY_HOP: [HeaderName; 11] = [
     header::UPGRADE,
     header::HOST,
     header::CONTENT_LENGTH,
+    header::EXPECT,
 ];
+
+/// `Keep-Alive`, whose `timeout=` says how long the provider keeps an idle connection.
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// The trimmed, non-empty elements of comma-separated header values.
 pub fn tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
@@ -86,6 +94,11 @@ pub fn write_request(
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
+        // The callers pass end-to-end headers only; framing headers slipping through would make
+        // the provider read a body other than the one written.
+        if HOP_BY_HOP.contains(name) {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -139,6 +152,9 @@ pub struct Head {
     pub framing: Framing,
     /// Whether the connection can carry another request once this body is read.
     pub keep_alive: bool,
+    /// How long the provider keeps the connection open while idle, when it says so
+    /// (`Keep-Alive: timeout=N`).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Parses the response at the start of `buf` to a request made with `method`: `None` while its
@@ -184,6 +200,14 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
         )?;
         let close = tokens(values(&header::CONNECTION)).any(|t| t.eq_ignore_ascii_case(b"close"));
         let keep_alive = reusable && version_1_1 && !close;
+        let idle_timeout = tokens(values(&KEEP_ALIVE))
+            .find_map(|t| {
+                let (name, value) = t.split_at(t.iter().position(|&b| b == b'=')?);
+                name.trim_ascii()
+                    .eq_ignore_ascii_case(b"timeout")
+                    .then(|| parse_length(value[1..].trim_ascii()))?
+            })
+            .map(Duration::from_secs);
         // The map holds the end-to-end headers only: what the hop-by-hop ones say is the
         // connection's, read above.
         let named = || tokens(values(&header::CONNECTION));
@@ -207,6 +231,7 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
             headers,
             framing,
             keep_alive,
+            idle_timeout,
         };
         return Ok(Some((head, start + len)));
     }
@@ -436,6 +461,9 @@ mod tests {
     #[test]
     fn a_request_is_written_with_its_host_headers_and_length() {
         let mut headers = HeaderMap::new();
+        // Framing and `Expect` are the gateway's to write, never passed through.
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert("expect", HeaderValue::from_static("100-continue"));
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         headers.append("x-trace", HeaderValue::from_static("a"));
         headers.append("x-trace", HeaderValue::from_static("b"));
@@ -567,6 +595,22 @@ mod tests {
     }
 
     #[test]
+    fn the_provider_s_idle_timeout_is_read() {
+        for (header, timeout) in [
+            ("Keep-Alive: timeout=5, max=1000\r\n", Some(5)),
+            ("Keep-Alive: max=10 , Timeout = 30\r\n", Some(30)),
+            ("Keep-Alive: max=10\r\n", None),
+            ("Keep-Alive: timeout=soon\r\n", None),
+            ("", None),
+        ] {
+            let h = complete(&format!(
+                "HTTP/1.1 200 OK\r\n{header}Content-Length: 0\r\n\r\n"
+            ));
+            assert_eq!(h.idle_timeout, timeout.map(Duration::from_secs), "{header}");
+        }
+    }
+
+    #[test]
     fn only_a_persistent_http_1_1_answer_keeps_the_connection() {
         let h = complete(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n",
@@ -683,8 +727,8 @@ mod tests {
             );
         }
         // The limit counts what came before.
-        let err = dechunk(b"200\r\n", 1, 1024).map(|_| ());
-        assert!(err.is_ok());
+        let fits = dechunk(b"200\r\n", 1, 1024).map(|_| ());
+        assert!(fits.is_ok());
         let mut two = b"200\r\n".to_vec();
         two.extend([b'a'; 0x200]);
         two.extend(b"\r\n201\r\n");
@@ -755,7 +799,7 @@ mod tests {
         }
 
         #[test]
-        fn any_head_is_parsed_or_refused(input in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn any_head_bytes_are_parsed_or_refused_without_panic(input in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut response = b"HTTP/1.1 200 OK\r\n".to_vec();
             response.extend(&input);
             if let Ok(Some((_, used))) = parse_head(&response, &Method::GET) {
