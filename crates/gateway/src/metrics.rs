@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use payerr_server::listener::{cores, current_worker};
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Histogram {
     counts: Vec<u64>,
     sum: f64,
@@ -21,6 +23,9 @@ struct Histogram {
 
 impl Histogram {
     fn observe(&mut self, seconds: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS.len()];
+        }
         for (count, bound) in self.counts.iter_mut().zip(BUCKETS) {
             if seconds <= *bound {
                 *count += 1;
@@ -29,22 +34,56 @@ impl Histogram {
         self.sum += seconds;
         self.count += 1;
     }
+
+    fn add(&mut self, other: &Histogram) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS.len()];
+        }
+        for (count, more) in self.counts.iter_mut().zip(&other.counts) {
+            *count += more;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
 }
 
-/// Counters shared by every connection. One lock per update: the gateway's attempts are few next
-/// to the network time each costs.
-#[derive(Default)]
+/// The gateway's counters, kept per worker thread and added up when rendered.
+///
+/// Every request updates them. One set shared by the workers would pass its locks and maps from
+/// core to core on every request (and make one worker wait for another now and then); with a set
+/// per worker, each lock is only ever taken by its own thread, except by a scrape of `/metrics`.
 pub struct Metrics {
-    /// (provider, outcome) → client requests answered.
-    requests: Mutex<BTreeMap<(String, &'static str), u64>>,
-    /// (provider, kind) → attempts.
-    attempts: Mutex<BTreeMap<(String, &'static str), u64>>,
-    /// provider → upstream latency.
-    latency: Mutex<BTreeMap<String, Histogram>>,
-    /// front door error code → requests turned away.
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// One per worker thread, plus one (the first) for callers off the workers.
+    shards: Box<[Padded<Mutex<Shard>>]>,
     /// Stored idempotent answers replayed.
     replayed: AtomicU64,
+}
+
+/// Aligned to its own cache lines, so that two workers' shards never share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// One worker's counts.
+#[derive(Default)]
+struct Shard {
+    /// (provider, outcome) → client requests answered.
+    requests: BTreeMap<(String, &'static str), u64>,
+    /// (provider, kind) → attempts.
+    attempts: BTreeMap<(String, &'static str), u64>,
+    /// provider → upstream latency.
+    latency: BTreeMap<String, Histogram>,
+    /// front door error code → requests turned away.
+    rejected: BTreeMap<&'static str, u64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            shards: (0..=cores()).map(|_| Padded::default()).collect(),
+            replayed: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Adds one to the count of `(provider, label)`; the provider's id is copied only the first time.
@@ -81,32 +120,56 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Metrics {
+    /// The calling worker's counts.
+    fn shard(&self) -> std::sync::MutexGuard<'_, Shard> {
+        let own = current_worker().and_then(|worker| self.shards.get(worker + 1));
+        lock(&own.unwrap_or(&self.shards[0]).0)
+    }
+
+    /// All workers' counts added up.
+    fn total(&self) -> Shard {
+        let mut total = Shard::default();
+        for shard in self.shards.iter() {
+            let shard = lock(&shard.0);
+            for (key, n) in &shard.requests {
+                *total.requests.entry(key.clone()).or_default() += n;
+            }
+            for (key, n) in &shard.attempts {
+                *total.attempts.entry(key.clone()).or_default() += n;
+            }
+            for (provider, h) in &shard.latency {
+                total.latency.entry(provider.clone()).or_default().add(h);
+            }
+            for (code, n) in &shard.rejected {
+                *total.rejected.entry(code).or_default() += n;
+            }
+        }
+        total
+    }
+
     /// Counts a client request answered with `outcome` by `provider`.
     pub fn request(&self, provider: &str, outcome: &'static str) {
-        count(&mut lock(&self.requests), (provider, outcome));
+        count(&mut self.shard().requests, (provider, outcome));
     }
 
     /// Counts one attempt and its latency.
     pub fn attempt(&self, provider: &str, kind: &'static str, elapsed: Duration) {
-        count(&mut lock(&self.attempts), (provider, kind));
         let seconds = elapsed.as_secs_f64();
-        let mut latency = lock(&self.latency);
-        match latency.get_mut(provider) {
+        let mut shard = self.shard();
+        count(&mut shard.attempts, (provider, kind));
+        match shard.latency.get_mut(provider) {
             Some(h) => h.observe(seconds),
             None => {
-                let mut h = Histogram {
-                    counts: vec![0; BUCKETS.len()],
-                    ..Histogram::default()
-                };
+                let mut h = Histogram::default();
                 h.observe(seconds);
-                latency.insert(provider.to_owned(), h);
+                shard.latency.insert(provider.to_owned(), h);
             }
         }
     }
 
     /// Counts a request the front door turned away with `code`.
     pub fn rejected(&self, code: &'static str) {
-        *lock(&self.rejected).entry(code).or_default() += 1;
+        *self.shard().rejected.entry(code).or_default() += 1;
     }
 
     /// Counts a stored idempotent answer replayed.
@@ -116,6 +179,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self, events: &EventCounters) -> String {
+        let total = self.total();
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -125,7 +189,7 @@ impl Metrics {
             "payerr_gateway_requests_total",
             "Client requests answered, by provider and final outcome.",
         );
-        for ((provider, outcome), n) in lock(&self.requests).iter() {
+        for ((provider, outcome), n) in &total.requests {
             let _ = writeln!(
                 out,
                 "payerr_gateway_requests_total{{provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
@@ -136,7 +200,7 @@ impl Metrics {
             "payerr_gateway_attempts_total",
             "Upstream attempts, by provider and kind (send, retry, failover, poll).",
         );
-        for ((provider, kind), n) in lock(&self.attempts).iter() {
+        for ((provider, kind), n) in &total.attempts {
             let _ = writeln!(
                 out,
                 "payerr_gateway_attempts_total{{provider=\"{provider}\",kind=\"{kind}\"}} {n}"
@@ -147,7 +211,7 @@ impl Metrics {
             out,
             "# HELP {name} Upstream attempt latency, by provider.\n# TYPE {name} histogram"
         );
-        for (provider, h) in lock(&self.latency).iter() {
+        for (provider, h) in &total.latency {
             for (bound, count) in BUCKETS.iter().zip(&h.counts) {
                 let _ = writeln!(
                     out,
@@ -165,7 +229,7 @@ impl Metrics {
             "payerr_gateway_rejected_total",
             "Requests the front door turned away, by error code.",
         );
-        for (code, n) in lock(&self.rejected).iter() {
+        for (code, n) in &total.rejected {
             let _ = writeln!(out, "payerr_gateway_rejected_total{{code=\"{code}\"}} {n}");
         }
         for (name, help, value) in [
@@ -233,5 +297,42 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn every_worker_s_counts_are_added_up() {
+        let m = Metrics::default();
+        m.attempt("acme", "send", Duration::from_millis(3));
+        m.request("acme", "succeeded");
+        // As a worker thread would: its own shard.
+        let worker = &m.shards[1].0;
+        {
+            let mut shard = lock(worker);
+            count(&mut shard.attempts, ("acme", "send"));
+            count(&mut shard.requests, ("acme", "succeeded"));
+            count(&mut shard.requests, ("bank", "failed"));
+            let mut h = Histogram::default();
+            h.observe(0.03);
+            shard.latency.insert("acme".to_owned(), h);
+            shard.rejected.insert("rate_limited", 2);
+        }
+        let text = m.render(&EventCounters {
+            recorded: 0,
+            written: 0,
+            dropped: 0,
+            pruned: 0,
+        });
+        for line in [
+            "payerr_gateway_requests_total{provider=\"acme\",outcome=\"succeeded\"} 2",
+            "payerr_gateway_requests_total{provider=\"bank\",outcome=\"failed\"} 1",
+            "payerr_gateway_attempts_total{provider=\"acme\",kind=\"send\"} 2",
+            "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.005\"} 1",
+            "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.05\"} 2",
+            "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
+            "payerr_gateway_rejected_total{code=\"rate_limited\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        assert_eq!(std::mem::align_of::<Padded<Mutex<Shard>>>(), 128);
     }
 }
