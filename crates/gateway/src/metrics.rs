@@ -278,23 +278,33 @@ mod tests {
         m.attempt("acme", "retry", Duration::from_millis(30));
         m.rejected("signature_invalid");
         m.replayed();
-        let text = m.render(&EventCounters {
+        let counters = EventCounters {
             recorded: 2,
             written: 1,
             dropped: 0,
             pruned: 5,
-        });
-        for line in [
-            "payerr_gateway_requests_total{provider=\"acme\",outcome=\"failed\"} 1",
-            "payerr_gateway_attempts_total{provider=\"acme\",kind=\"retry\"} 1",
-            "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.005\"} 1",
-            "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.05\"} 2",
-            "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
-            "payerr_gateway_events_written_total 1",
-            "payerr_gateway_events_pruned_total 5",
-            "payerr_gateway_rejected_total{code=\"signature_invalid\"} 1",
-            "payerr_gateway_idempotent_replays_total 1",
-        ] {
+        };
+        assert_renders(
+            &m,
+            &counters,
+            &[
+                "payerr_gateway_requests_total{provider=\"acme\",outcome=\"failed\"} 1",
+                "payerr_gateway_attempts_total{provider=\"acme\",kind=\"retry\"} 1",
+                "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.005\"} 1",
+                "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.05\"} 2",
+                "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
+                "payerr_gateway_events_written_total 1",
+                "payerr_gateway_events_pruned_total 5",
+                "payerr_gateway_rejected_total{code=\"signature_invalid\"} 1",
+                "payerr_gateway_idempotent_replays_total 1",
+            ],
+        );
+    }
+
+    /// Asserts that `m` renders every line of `lines`.
+    fn assert_renders(m: &Metrics, counters: &EventCounters, lines: &[&str]) {
+        let text = m.render(counters);
+        for line in lines {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }
     }
@@ -316,23 +326,25 @@ mod tests {
             shard.latency.insert("acme".to_owned(), h);
             shard.rejected.insert("rate_limited", 2);
         }
-        let text = m.render(&EventCounters {
+        let counters = EventCounters {
             recorded: 0,
             written: 0,
             dropped: 0,
             pruned: 0,
-        });
-        for line in [
-            "payerr_gateway_requests_total{provider=\"acme\",outcome=\"succeeded\"} 2",
-            "payerr_gateway_requests_total{provider=\"bank\",outcome=\"failed\"} 1",
-            "payerr_gateway_attempts_total{provider=\"acme\",kind=\"send\"} 2",
-            "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.005\"} 1",
-            "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.05\"} 2",
-            "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
-            "payerr_gateway_rejected_total{code=\"rate_limited\"} 2",
-        ] {
-            assert!(text.contains(line), "{line} missing in\n{text}");
-        }
+        };
+        assert_renders(
+            &m,
+            &counters,
+            &[
+                "payerr_gateway_requests_total{provider=\"acme\",outcome=\"succeeded\"} 2",
+                "payerr_gateway_requests_total{provider=\"bank\",outcome=\"failed\"} 1",
+                "payerr_gateway_attempts_total{provider=\"acme\",kind=\"send\"} 2",
+                "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.005\"} 1",
+                "payerr_gateway_upstream_seconds_bucket{provider=\"acme\",le=\"0.05\"} 2",
+                "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
+                "payerr_gateway_rejected_total{code=\"rate_limited\"} 2",
+            ],
+        );
         assert_eq!(std::mem::align_of::<Padded<Mutex<Shard>>>(), 128);
     }
 }
