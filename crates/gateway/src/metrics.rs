@@ -14,18 +14,24 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default, Clone)]
 struct Histogram {
     counts: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram {
+            counts: vec![0; BUCKETS.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
 impl Histogram {
     fn observe(&mut self, seconds: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
-        }
         for (count, bound) in self.counts.iter_mut().zip(BUCKETS) {
             if seconds <= *bound {
                 *count += 1;
@@ -36,9 +42,6 @@ impl Histogram {
     }
 
     fn add(&mut self, other: &Histogram) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
-        }
         for (count, more) in self.counts.iter_mut().zip(&other.counts) {
             *count += more;
         }

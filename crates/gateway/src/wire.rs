@@ -185,7 +185,9 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
             values(&header::TRANSFER_ENCODING),
             values(&header::CONTENT_LENGTH),
         )?;
-        let close = tokens(values(&header::CONNECTION)).any(|t| t.eq_ignore_ascii_case(b"close"));
+        // What `Connection` lists: `close`, and the names of further hop-by-hop headers.
+        let named = || tokens(values(&header::CONNECTION));
+        let close = named().any(|t| t.eq_ignore_ascii_case(b"close"));
         let keep_alive = reusable && version_1_1 && !close;
         let idle_timeout = tokens(values(&KEEP_ALIVE))
             .find_map(|t| {
@@ -197,7 +199,6 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
             .map(Duration::from_secs);
         // The map holds the end-to-end headers only: what the hop-by-hop ones say is the
         // connection's, read above.
-        let named = || tokens(values(&header::CONNECTION));
         let mut headers = HeaderMap::with_capacity(raw.len() + ADDED_HEADERS);
         for h in raw {
             let hop = HOP_BY_HOP
