@@ -12,6 +12,8 @@
 #   DURATION=10s CONNECTIONS=32 THREADS=2   wrk settings, the same for every run
 #   ROUNDS=3                                direct/nginx/gateway rounds, interleaved; means reported
 #   STRICT=1                                exit 1 when the ratio is under 0.80
+#   BIN=PATH                                measure this payerr binary instead of building the tree's
+#                                           (to compare two builds in the same minutes)
 #
 # Output: one line per run, the means, the latency each proxy adds to the direct one (p50, p99), and
 # as the LAST line `ratio: X.XX`. nginx is installed with apt-get when missing, as is wrk.
@@ -39,8 +41,10 @@ command -v python3 >/dev/null || die "python3 is needed"
 need wrk wrk
 need nginx nginx
 
-cargo build --release --locked -p payerr-cli >&2
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/payerr
+if [[ -z ${BIN:-} ]]; then
+    cargo build --release --locked -p payerr-cli >&2
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/payerr
+fi
 [[ -x $BIN ]] || die "no binary at $BIN after the build"
 
 scratch_and_children
