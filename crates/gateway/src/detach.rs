@@ -5,12 +5,16 @@
 //! to nobody. [`Detachable`] runs the handling on the connection's own task, as any future, and
 //! only if it is dropped before the end hands the rest to a task of its own, which finishes it.
 //! Spawning a task for every request did the same at a cost paid by every request; this pays it
-//! only for the requests whose client went away.
+//! only for the requests whose client went away. Such a request counts as lingering
+//! ([`payerr_server::listener::linger`]): a graceful stop waits for it, within its grace period,
+//! so that its attempts are recorded and its answer stored before the gateway exits.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+use payerr_server::listener::linger;
 
 /// Runs `handling` to its end even if this future is dropped first. Resolves to its output, or to
 /// `Err(Panicked)` when it panicked (the panic is caught here, as a spawned task's would be).
@@ -71,7 +75,12 @@ where
         // Outside a runtime (the runtime itself is being torn down) there is nothing left to finish
         // it on; the stop has already waited for in-flight requests as long as it could.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(handling);
+            // No connection is left for a graceful stop to wait for: it waits for this instead.
+            let lingering = linger();
+            runtime.spawn(async move {
+                let _lingering = lingering;
+                handling.await
+            });
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The accept loop of every payerr server (the service, the simulator, the gateway): accepting
 //! connections, serving each on its own task, SIGHUP when asked for, and a graceful stop on SIGTERM
-//! or SIGINT that waits a bounded time for the connections still open.
+//! or SIGINT that waits a bounded time for the connections still open and for the requests that
+//! outlived theirs ([`linger`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
 
 use crate::config::LogLevel;
 use crate::log::{Field, Logger};
@@ -34,7 +37,8 @@ pub struct Serving<'a> {
     pub logger: &'a Arc<Logger>,
     /// Time a client gets to send a request head.
     pub header_read_timeout: Duration,
-    /// After SIGTERM or SIGINT, how long open connections get to finish.
+    /// After SIGTERM or SIGINT, how long open connections and lingering requests ([`linger`]) get
+    /// to finish.
     pub grace: Duration,
     /// Which threads serve the connections.
     pub threading: Threading,
@@ -155,16 +159,19 @@ impl Listener {
             "shutting down",
             &[("signal", Field::Str(reason))],
         );
+        let deadline = Instant::now() + serving.grace;
         let drained = match serve {
-            Connections::Here(here) => drain(here.graceful, serving.grace).await,
-            Connections::Dealt(workers, _) => workers.stop().await,
+            Connections::Here(here) => {
+                drain(here.graceful, serving.grace).await && settle(deadline).await
+            }
+            Connections::Dealt(workers, _) => workers.stop(deadline).await,
         };
         if drained {
             logger.log(LogLevel::Info, "stopped", &[]);
         } else {
             logger.log(
                 LogLevel::Warn,
-                "grace period over; closing the remaining connections",
+                "grace period over; closing the remaining connections and cutting the requests left",
                 &[("grace_ms", Field::U64(serving.grace.as_millis() as u64))],
             );
         }
@@ -260,6 +267,55 @@ async fn drain(graceful: GracefulShutdown, grace: Duration) -> bool {
     }
 }
 
+/// Requests still running without a connection, and the wake-up of a stop waiting for none.
+struct Lingerers {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+/// One count per process, so that taking it costs a request nothing until it lingers: servers
+/// sharing a process (in tests) each wait for the other's too, within their grace period.
+static LINGERERS: Lingerers = Lingerers {
+    count: AtomicUsize::new(0),
+    none_left: Notify::const_new(),
+};
+
+/// A request that goes on after its connection closed, as a gateway request whose client hung up
+/// goes on to the provider. Until this is dropped, a graceful stop waits for it as for an open
+/// connection (within the grace period), and the worker runtime it runs on is kept running.
+#[must_use = "the request counts as lingering only while this is held"]
+#[derive(Debug)]
+pub struct Lingering(());
+
+/// Counts a request that has lost its connection but goes on; see [`Lingering`].
+pub fn linger() -> Lingering {
+    LINGERERS.count.fetch_add(1, Ordering::SeqCst);
+    Lingering(())
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        if LINGERERS.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            LINGERERS.none_left.notify_waiters();
+        }
+    }
+}
+
+/// Waits until no request lingers, at most until `deadline`; whether none was left.
+async fn settle(deadline: Instant) -> bool {
+    let none_left = async {
+        loop {
+            // Registered before the count is read: a last drop in between still wakes it.
+            let notified = LINGERERS.none_left.notified();
+            if LINGERERS.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    };
+    tokio::time::timeout_at(deadline, none_left).await.is_ok()
+}
+
 /// The worker threads, each with its runtime and the queue of connections dealt to it.
 struct Workers {
     queues: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
@@ -330,8 +386,9 @@ impl Workers {
         self.queues[n % self.queues.len()].send(stream).is_ok()
     }
 
-    /// Stops every worker and waits for them; whether all drained within the grace period.
-    async fn stop(self) -> bool {
+    /// Stops every worker and waits for them; whether all drained, and no request lingered, by
+    /// `deadline` (the end of the grace period).
+    async fn stop(self, deadline: Instant) -> bool {
         let Workers {
             queues,
             drained,
@@ -344,6 +401,8 @@ impl Workers {
             // A worker that died answers nothing: it did not drain.
             all &= worker.await.unwrap_or(false);
         }
+        // A lingering request runs on a worker's runtime: the runtimes stop only after it.
+        all &= settle(deadline).await;
         drop(release);
         // The workers are past their grace period: only their runtimes' shutdown is left.
         let _ = tokio::task::spawn_blocking(move || {
@@ -396,4 +455,31 @@ thread_local! {
 /// worker with it.
 pub fn current_worker() -> Option<usize> {
     WORKER.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // One test: the count is the process's, and tests run in parallel.
+    #[test]
+    fn a_stop_waits_for_lingering_requests_until_its_deadline() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let soon = || Instant::now() + Duration::from_millis(50);
+            assert!(settle(soon()).await, "nothing lingers");
+            let lingering = linger();
+            assert!(!settle(soon()).await, "waited for until the deadline");
+            let ends = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(lingering);
+            });
+            let long = Instant::now() + Duration::from_secs(30);
+            assert!(settle(long).await, "the wait ends with the last one");
+            ends.await.expect("the request ends");
+        });
+    }
 }

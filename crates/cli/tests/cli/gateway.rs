@@ -651,22 +651,39 @@ fn with_a_retention_older_events_are_deleted_and_counted() {
     assert_eq!(stored, expected);
 }
 
-#[test]
-fn a_client_that_hangs_up_cancels_nothing_the_attempt_is_finished_and_recorded() {
+/// Sends a payment to the pts provider `sim` through `gw`, which the provider answers after
+/// `slow_ms`, and hangs up once the provider has it, while it is still answering.
+fn pay_and_hang_up(gw: &Daemon, sim: &Daemon, request_id: &str, slow_ms: u64) {
     use std::io::Write as _;
-    let dir = scratch("gateway-hangup");
-    let sim = simulator("pts");
-    let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
     let mut client = std::net::TcpStream::connect(&gw.addr).unwrap();
     write!(
         client,
         "POST /pts/v1/payments HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n\
-         X-Request-Id: hung-up-1\r\nX-Simulate-Fault: slow:600\r\nContent-Length: 2\r\n\r\n{{}}"
+         X-Request-Id: {request_id}\r\nX-Simulate-Fault: slow:{slow_ms}\r\nContent-Length: 2\r\n\r\n{{}}"
     )
     .unwrap();
-    wait_seen(&sim, "POST /v1/payments", 1);
-    // The client goes away while the provider is still answering.
-    drop(client);
+    wait_seen(sim, "POST /v1/payments", 1);
+}
+
+/// `request_id`, sent by [`pay_and_hang_up`], ran to its end: its access line in `log` has the
+/// provider's answer, and its attempt is in the database.
+fn assert_finished(dir: &Path, log: &[Value], request_id: &str) {
+    let line = log
+        .iter()
+        .find(|l| l["msg"] == "request" && l["request_id"] == request_id)
+        .unwrap_or_else(|| panic!("no access line for {request_id} in {log:?}"));
+    // What pts answers to a payment it is slow to answer.
+    assert_eq!(line["outcome"], "pending", "{line}");
+    let stored = payerr_events::request_ids(&data_dir(dir)).unwrap();
+    assert!(stored.contains(request_id), "{stored:?}");
+}
+
+#[test]
+fn a_client_that_hangs_up_cancels_nothing_the_attempt_is_finished_and_recorded() {
+    let dir = scratch("gateway-hangup");
+    let sim = simulator("pts");
+    let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
+    pay_and_hang_up(&gw, &sim, "hung-up-1", 600);
     let until = Instant::now() + Duration::from_secs(10);
     // The attempt runs to its end: its event is recorded and its access line written.
     let recorded = || {
@@ -680,11 +697,20 @@ fn a_client_that_hangs_up_cancels_nothing_the_attempt_is_finished_and_recorded()
     }
     let (status, log) = gw.stop();
     assert!(status.success());
-    let line = log
-        .iter()
-        .find(|l| l["msg"] == "request" && l["request_id"] == "hung-up-1")
-        .unwrap_or_else(|| panic!("no access line for the request in {log:?}"));
-    assert_eq!(line["outcome"], "pending", "{line}");
-    let stored = payerr_events::request_ids(&data_dir(&dir)).unwrap();
-    assert!(stored.contains("hung-up-1"), "{stored:?}");
+    assert_finished(&dir, &log, "hung-up-1");
+}
+
+/// A request whose client hung up has no connection left for the graceful stop to wait for; it is
+/// waited for all the same, and its attempt is in the database when the gateway exits.
+#[test]
+fn sigterm_lets_a_request_whose_client_hung_up_finish_and_records_it() {
+    let dir = scratch("gateway-hangup-sigterm");
+    let sim = simulator("pts");
+    let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
+    pay_and_hang_up(&gw, &sim, "hung-up-2", 1500);
+    // Time for the gateway to see the connection close and carry on without it.
+    thread::sleep(Duration::from_millis(200));
+    let (status, log) = gw.stop();
+    assert!(status.success(), "{log:?}");
+    assert_finished(&dir, &log, "hung-up-2");
 }
