@@ -12,8 +12,9 @@
 #   DURATION=10s CONNECTIONS=32 THREADS=2   wrk settings, the same for every run
 #   ROUNDS=3                                direct/nginx/gateway rounds, interleaved; means reported
 #   STRICT=1                                exit 1 when the ratio is under 0.80
-#   BIN=PATH                                measure this payerr binary instead of building the tree's
-#                                           (to compare two builds in the same minutes)
+#   PAYERR_BIN=PATH                         measure this payerr binary instead of building the
+#                                           tree's (to compare two builds run alternately); the
+#                                           simulator runs from it too
 #
 # Output: one line per run, the means, the latency each proxy adds to the direct one (p50, p99), and
 # as the LAST line `ratio: X.XX`. nginx is installed with apt-get when missing, as is wrk.
@@ -25,6 +26,8 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 STRICT=${STRICT:-0}
 RATIO_TARGET=0.80
+# Resolved before the cd below, so that a path relative to the caller's directory works.
+PAYERR_BIN=${PAYERR_BIN:+$(realpath -- "$PAYERR_BIN")}
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
@@ -41,11 +44,14 @@ command -v python3 >/dev/null || die "python3 is needed"
 need wrk wrk
 need nginx nginx
 
-if [[ -z ${BIN:-} ]]; then
+if [[ -n $PAYERR_BIN ]]; then
+    BIN=$PAYERR_BIN
+    [[ -x $BIN ]] || die "PAYERR_BIN: no executable at $BIN"
+else
     cargo build --release --locked -p payerr-cli >&2
     BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/payerr
+    [[ -x $BIN ]] || die "no binary at $BIN after the build"
 fi
-[[ -x $BIN ]] || die "no binary at $BIN after the build"
 
 scratch_and_children
 

@@ -568,6 +568,19 @@ mod tests {
     }
 
     #[test]
+    fn a_head_holds_at_most_max_headers() {
+        let with = |n: usize| {
+            let fields: String = (0..n).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+            format!("HTTP/1.1 200 OK\r\n{fields}\r\n")
+        };
+        assert_eq!(complete(&with(MAX_HEADERS)).headers.len(), MAX_HEADERS);
+        assert_eq!(
+            failure(&with(MAX_HEADERS + 1)),
+            "malformed response head: too many headers"
+        );
+    }
+
+    #[test]
     fn the_connection_s_headers_stay_behind() {
         let h = complete(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n\

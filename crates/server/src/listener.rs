@@ -161,6 +161,8 @@ impl Listener {
         );
         let deadline = Instant::now() + serving.grace;
         let drained = match serve {
+            // A connection task that lets a request linger takes the count as it ends, before
+            // the drain sees it gone: settling after the drain misses none.
             Connections::Here(here) => {
                 drain(here.graceful, serving.grace).await && settle(deadline).await
             }
@@ -282,7 +284,8 @@ static LINGERERS: Lingerers = Lingerers {
 
 /// A request that goes on after its connection closed, as a gateway request whose client hung up
 /// goes on to the provider. Until this is dropped, a graceful stop waits for it as for an open
-/// connection (within the grace period), and the worker runtime it runs on is kept running.
+/// connection (within the grace period); with [`Threading::Dealt`], the worker runtimes keep
+/// running until then.
 #[must_use = "the request counts as lingering only while this is held"]
 #[derive(Debug)]
 pub struct Lingering(());
@@ -463,7 +466,7 @@ mod tests {
 
     // One test: the count is the process's, and tests run in parallel.
     #[test]
-    fn a_stop_waits_for_lingering_requests_until_its_deadline() {
+    fn settle_waits_for_lingering_requests_until_its_deadline() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

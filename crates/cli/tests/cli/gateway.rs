@@ -712,5 +712,34 @@ fn sigterm_lets_a_request_whose_client_hung_up_finish_and_records_it() {
     thread::sleep(Duration::from_millis(200));
     let (status, log) = gw.stop();
     assert!(status.success(), "{log:?}");
+    assert!(log.iter().any(|l| l["msg"] == "stopped"), "{log:?}");
     assert_finished(&dir, &log, "hung-up-2");
+}
+
+/// The grace period bounds the wait: a request still running when it ends is cut, and the gateway
+/// exits without waiting for the provider.
+#[test]
+fn sigterm_cuts_a_request_whose_client_hung_up_when_the_grace_period_ends() {
+    let dir = scratch("gateway-hangup-grace");
+    let sim = simulator("pts");
+    let gw = gateway(
+        &dir,
+        "shutdown_grace_ms = 300",
+        &provider("pts", "pts", &sim.addr, ""),
+    );
+    pay_and_hang_up(&gw, &sim, "hung-up-3", 5000);
+    thread::sleep(Duration::from_millis(200));
+    let stopping = Instant::now();
+    let (status, log) = gw.stop();
+    assert!(status.success(), "{log:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_millis(4000),
+        "the stop waited for the provider: {log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("grace period over"))),
+        "{log:?}"
+    );
 }
