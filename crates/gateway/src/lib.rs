@@ -5,10 +5,11 @@
 //!
 //! docs/gateway.md describes the configuration, the headers and the rules; [`policy`] holds the
 //! rules themselves, [`proxy`] one request's journey, [`upstream`] the provider connections
-//! (`wire` their HTTP/1.1) and `server` the listener.
+//! (`wire` their HTTP/1.1), `server` the listener and `alarm` the log lines when events are lost.
 
 #![deny(missing_docs)]
 
+mod alarm;
 pub mod config;
 mod detach;
 mod metrics;
@@ -83,7 +84,15 @@ pub fn run(config: GatewayConfig, engine: Engine) -> Result<(), String> {
         logger: logger.clone(),
         ids: RequestIds::new(),
     });
+    let (stop_watching, stop) = tokio::sync::oneshot::channel();
+    let watching = {
+        let state = state.clone();
+        runtime.spawn(async move { alarm::watch(&state.gateway.events, &state.logger, stop).await })
+    };
     let result = runtime.block_on(server::serve(addr, state.clone()));
+    // Its last reading tells what the stop's last requests lost.
+    let _ = stop_watching.send(());
+    let _ = runtime.block_on(watching);
     // Connections still open after the grace period are dropped with the runtime, and with them
     // their share of the state, so that the event log can be closed (flushed) here.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -106,6 +106,7 @@ fn count(
 }
 
 /// The event log's counters, read when rendering.
+#[derive(Default)]
 pub struct EventCounters {
     /// Accepted into the queue.
     pub recorded: u64,
@@ -115,6 +116,10 @@ pub struct EventCounters {
     pub dropped: u64,
     /// Deleted because they were older than the retention.
     pub pruned: u64,
+    /// Commits the database refused (of events or of deletions).
+    pub failed_commits: u64,
+    /// Given up after their batch failed to commit twice.
+    pub lost: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -257,6 +262,16 @@ impl Metrics {
                 events.dropped,
             ),
             (
+                "payerr_gateway_events_lost_total",
+                "Events given up because the database refused their batch twice.",
+                events.lost,
+            ),
+            (
+                "payerr_gateway_event_commits_failed_total",
+                "Commits the event database refused (disk full, I/O error, lock held too long).",
+                events.failed_commits,
+            ),
+            (
                 "payerr_gateway_events_pruned_total",
                 "Events deleted because they were older than event_retention_days.",
                 events.pruned,
@@ -286,6 +301,8 @@ mod tests {
             written: 1,
             dropped: 0,
             pruned: 5,
+            failed_commits: 3,
+            lost: 7,
         };
         assert_renders(
             &m,
@@ -298,6 +315,8 @@ mod tests {
                 "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
                 "payerr_gateway_events_written_total 1",
                 "payerr_gateway_events_pruned_total 5",
+                "payerr_gateway_event_commits_failed_total 3",
+                "payerr_gateway_events_lost_total 7",
                 "payerr_gateway_rejected_total{code=\"signature_invalid\"} 1",
                 "payerr_gateway_idempotent_replays_total 1",
             ],
@@ -329,12 +348,7 @@ mod tests {
             shard.latency.insert("acme".to_owned(), h);
             shard.rejected.insert("rate_limited", 2);
         }
-        let counters = EventCounters {
-            recorded: 0,
-            written: 0,
-            dropped: 0,
-            pruned: 0,
-        };
+        let counters = EventCounters::default();
         assert_renders(
             &m,
             &counters,

@@ -651,6 +651,52 @@ fn with_a_retention_older_events_are_deleted_and_counted() {
     assert_eq!(stored, expected);
 }
 
+/// A database that refuses the writer's commits (here a trigger; in production a full disk) loses
+/// events: `/metrics` counts the failed commits and the events given up, and the log says so with
+/// the database's error, at the latest when the gateway stops.
+#[test]
+fn events_the_database_refuses_are_counted_and_logged() {
+    let dir = scratch("gateway-refused");
+    let sim = simulator("pts");
+    let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
+    let metric = |line: &str| gw.get("/metrics").text().contains(line);
+    let wait_for = |line: &str| {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !metric(line) {
+            assert!(Instant::now() < until, "{line} never in /metrics");
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(post(&gw.addr, "/pts/v1/payments", &[], "{}").status, 200);
+    wait_for("payerr_gateway_events_written_total 1\n");
+    rusqlite::Connection::open(payerr_events::db_path(&data_dir(&dir)))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events
+             BEGIN SELECT RAISE(ROLLBACK, 'refused by the test'); END",
+        )
+        .unwrap();
+    assert_eq!(post(&gw.addr, "/pts/v1/payments", &[], "{}").status, 200);
+    // Tried twice, then given up.
+    wait_for("payerr_gateway_events_lost_total 1\n");
+    assert!(metric("payerr_gateway_event_commits_failed_total 2\n"));
+    let (status, log) = gw.stop();
+    assert!(status.success(), "{log:?}");
+    let alarm = log
+        .iter()
+        .find(|l| l["msg"] == "the event database refused writes")
+        .unwrap_or_else(|| panic!("no alarm in {log:?}"));
+    assert_eq!(alarm["level"], "error", "{alarm}");
+    assert_eq!(alarm["failed_commits"], 2, "{alarm}");
+    assert_eq!(alarm["events_lost_total"], 1, "{alarm}");
+    assert!(
+        alarm["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused by the test")),
+        "{alarm}"
+    );
+}
+
 /// Sends a payment to the pts provider `sim` through `gw`, which the provider answers after
 /// `slow_ms`, and hangs up once the provider has it, while it is still answering.
 fn pay_and_hang_up(gw: &Daemon, sim: &Daemon, request_id: &str, slow_ms: u64) {
