@@ -11,13 +11,13 @@ use payerr_server::LogLevel;
 use tokio::sync::oneshot;
 
 /// How often the counters are read: at most one line of each kind per period.
-pub(crate) const PERIOD: Duration = Duration::from_secs(10);
+const PERIOD: Duration = Duration::from_secs(10);
 
 /// The event log's loss counters at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Losses {
     dropped: u64,
-    failed_commits: u64,
+    write_errors: u64,
     lost: u64,
 }
 
@@ -25,7 +25,7 @@ impl Losses {
     fn of(events: &EventLog) -> Losses {
         Losses {
             dropped: events.dropped(),
-            failed_commits: events.write_errors(),
+            write_errors: events.write_errors(),
             lost: events.lost(),
         }
     }
@@ -36,8 +36,14 @@ impl Losses {
 enum Alarm {
     /// Events dropped since the last reading, and in all.
     Dropped { since: u64, total: u64 },
-    /// Commits that failed since the last reading, and the events given up in all.
-    WriteFailed { since: u64, lost: u64 },
+    /// Commits refused since the last reading (of events, or of retention deletions), and the
+    /// events given up since then and in all. A refused batch of events is tried once more, and a
+    /// refused deletion waits for the next round: refusals need not lose anything.
+    Refused {
+        since: u64,
+        lost_since: u64,
+        lost_total: u64,
+    },
 }
 
 /// The alarms of the change from `before` to `now`, drops first.
@@ -46,20 +52,25 @@ fn alarms(before: Losses, now: Losses) -> impl Iterator<Item = Alarm> {
         since: now.dropped - before.dropped,
         total: now.dropped,
     });
-    let failed = (now.failed_commits > before.failed_commits).then(|| Alarm::WriteFailed {
-        since: now.failed_commits - before.failed_commits,
-        lost: now.lost,
+    // The writer counts a batch lost a moment after its second refusal: a reading in between sees
+    // the refusal, the next one the loss alone.
+    let refused = (now.write_errors > before.write_errors || now.lost > before.lost).then(|| {
+        Alarm::Refused {
+            since: now.write_errors - before.write_errors,
+            lost_since: now.lost - before.lost,
+            lost_total: now.lost,
+        }
     });
-    dropped.into_iter().chain(failed)
+    dropped.into_iter().chain(refused)
 }
 
 /// Reads the counters every [`PERIOD`] and logs what was lost since the last reading, until `stop`
-/// resolves (or its sender is dropped); then reads them a last time, so that what the last moments
-/// lost is told too.
+/// resolves (or its sender is dropped); then reads them a last time. `events` must be freshly
+/// opened: what it lost before the watch began (a first retention round refused, say) is told too.
 pub(crate) async fn watch(events: &EventLog, logger: &Logger, mut stop: oneshot::Receiver<()>) {
     let mut ticks = tokio::time::interval(PERIOD);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut before = Losses::of(events);
+    let mut before = Losses::default();
     loop {
         let stopping = tokio::select! {
             _ = ticks.tick() => false,
@@ -67,28 +78,7 @@ pub(crate) async fn watch(events: &EventLog, logger: &Logger, mut stop: oneshot:
         };
         let now = Losses::of(events);
         for alarm in alarms(before, now) {
-            match alarm {
-                Alarm::Dropped { since, total } => logger.log(
-                    LogLevel::Warn,
-                    "events dropped: the queue to the event database was full (the disk stalls or the writer is behind; see event_queue)",
-                    &[
-                        ("events_dropped", Field::U64(since)),
-                        ("events_dropped_total", Field::U64(total)),
-                    ],
-                ),
-                Alarm::WriteFailed { since, lost } => logger.log(
-                    LogLevel::Error,
-                    "the event database refused writes",
-                    &[
-                        ("failed_commits", Field::U64(since)),
-                        ("events_lost_total", Field::U64(lost)),
-                        (
-                            "error",
-                            Field::Str(&events.last_error().unwrap_or_default()),
-                        ),
-                    ],
-                ),
-            }
+            log(logger, events, &alarm);
         }
         if stopping {
             return;
@@ -97,14 +87,57 @@ pub(crate) async fn watch(events: &EventLog, logger: &Logger, mut stop: oneshot:
     }
 }
 
+fn log(logger: &Logger, events: &EventLog, alarm: &Alarm) {
+    match *alarm {
+        Alarm::Dropped { since, total } => logger.log(
+            LogLevel::Warn,
+            "events dropped: the queue to the event database was full (the disk stalls or the writer is behind; see event_queue)",
+            &[
+                ("events_dropped_since_last", Field::U64(since)),
+                ("events_dropped_total", Field::U64(total)),
+            ],
+        ),
+        Alarm::Refused {
+            since,
+            lost_since,
+            lost_total,
+        } => {
+            let (level, message) = if lost_since > 0 {
+                (
+                    LogLevel::Error,
+                    "events lost: the event database refused their commits",
+                )
+            } else {
+                (
+                    LogLevel::Warn,
+                    "the event database refused commits; no event lost (a batch tried again, or a retention deletion)",
+                )
+            };
+            logger.log(
+                level,
+                message,
+                &[
+                    ("event_write_errors_since_last", Field::U64(since)),
+                    ("events_lost_since_last", Field::U64(lost_since)),
+                    ("events_lost_total", Field::U64(lost_total)),
+                    (
+                        "error",
+                        Field::Str(&events.last_error().unwrap_or_default()),
+                    ),
+                ],
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn losses(dropped: u64, failed_commits: u64, lost: u64) -> Losses {
+    fn losses(dropped: u64, write_errors: u64, lost: u64) -> Losses {
         Losses {
             dropped,
-            failed_commits,
+            write_errors,
             lost,
         }
     }
@@ -117,15 +150,16 @@ mod tests {
     }
 
     #[test]
-    fn drops_and_failed_commits_are_told_with_what_changed_and_the_totals() {
+    fn drops_and_refusals_are_told_with_what_changed_and_the_totals() {
         let alarms: Vec<Alarm> = alarms(losses(5, 2, 10), losses(8, 4, 1010)).collect();
         assert_eq!(
             alarms,
             [
                 Alarm::Dropped { since: 3, total: 8 },
-                Alarm::WriteFailed {
+                Alarm::Refused {
                     since: 2,
-                    lost: 1010
+                    lost_since: 1000,
+                    lost_total: 1010
                 },
             ]
         );
@@ -137,10 +171,23 @@ mod tests {
             alarms(losses(0, 0, 0), losses(1, 0, 0)).collect::<Vec<_>>(),
             [Alarm::Dropped { since: 1, total: 1 }]
         );
-        // A failed commit that was retried and succeeded loses nothing, and is still told.
+        // A refusal that lost nothing (a batch tried again, a deletion) is told too.
         assert_eq!(
             alarms(losses(0, 0, 0), losses(0, 1, 0)).collect::<Vec<_>>(),
-            [Alarm::WriteFailed { since: 1, lost: 0 }]
+            [Alarm::Refused {
+                since: 1,
+                lost_since: 0,
+                lost_total: 0
+            }]
+        );
+        // A loss counted after the reading that saw its refusals.
+        assert_eq!(
+            alarms(losses(0, 2, 0), losses(0, 2, 3)).collect::<Vec<_>>(),
+            [Alarm::Refused {
+                since: 0,
+                lost_since: 3,
+                lost_total: 3
+            }]
         );
     }
 }

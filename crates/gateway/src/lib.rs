@@ -90,7 +90,8 @@ pub fn run(config: GatewayConfig, engine: Engine) -> Result<(), String> {
         runtime.spawn(async move { alarm::watch(&state.gateway.events, &state.logger, stop).await })
     };
     let result = runtime.block_on(server::serve(addr, state.clone()));
-    // Its last reading tells what the stop's last requests lost.
+    // A last reading, after the last requests; what closing the log loses is told by its own line
+    // below.
     let _ = stop_watching.send(());
     let _ = runtime.block_on(watching);
     // Connections still open after the grace period are dropped with the runtime, and with them

@@ -116,8 +116,8 @@ pub struct EventCounters {
     pub dropped: u64,
     /// Deleted because they were older than the retention.
     pub pruned: u64,
-    /// Commits the database refused (of events or of deletions).
-    pub failed_commits: u64,
+    /// Commits the database refused: of events (tried once more) or of retention deletions.
+    pub write_errors: u64,
     /// Given up after their batch failed to commit twice.
     pub lost: u64,
 }
@@ -267,9 +267,9 @@ impl Metrics {
                 events.lost,
             ),
             (
-                "payerr_gateway_event_commits_failed_total",
-                "Commits the event database refused (disk full, I/O error, lock held too long).",
-                events.failed_commits,
+                "payerr_gateway_event_write_errors_total",
+                "Commits the event database refused (disk full, I/O error, lock held too long), of events or of retention deletions.",
+                events.write_errors,
             ),
             (
                 "payerr_gateway_events_pruned_total",
@@ -301,7 +301,7 @@ mod tests {
             written: 1,
             dropped: 0,
             pruned: 5,
-            failed_commits: 3,
+            write_errors: 3,
             lost: 7,
         };
         assert_renders(
@@ -315,7 +315,7 @@ mod tests {
                 "payerr_gateway_upstream_seconds_count{provider=\"acme\"} 2",
                 "payerr_gateway_events_written_total 1",
                 "payerr_gateway_events_pruned_total 5",
-                "payerr_gateway_event_commits_failed_total 3",
+                "payerr_gateway_event_write_errors_total 3",
                 "payerr_gateway_events_lost_total 7",
                 "payerr_gateway_rejected_total{code=\"signature_invalid\"} 1",
                 "payerr_gateway_idempotent_replays_total 1",

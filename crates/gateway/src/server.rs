@@ -199,7 +199,7 @@ impl State {
                     written: events.written(),
                     dropped: events.dropped(),
                     pruned: events.pruned(),
-                    failed_commits: events.write_errors(),
+                    write_errors: events.write_errors(),
                     lost: events.lost(),
                 };
                 let text = self.gateway.metrics.render(&counters);
