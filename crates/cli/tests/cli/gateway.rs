@@ -585,20 +585,15 @@ fn sigterm_flushes_every_event_and_the_report_counts_them() {
     assert_eq!(report["totals"]["requests"], 20, "{report}");
 }
 
-#[test]
-fn with_a_retention_older_events_are_deleted_and_counted() {
-    const DAY_MS: i64 = 86_400_000;
-    let dir = scratch("gateway-retention");
-    // What an earlier run left: two attempts of three days ago, one of an hour ago.
+const DAY_MS: i64 = 86_400_000;
+
+/// What an earlier run of the gateway left in `dir`: one attempt per `(request id, age)`.
+fn leave_events(dir: &Path, events: &[(&str, i64)]) {
     let earlier =
-        payerr_events::EventLog::open(&data_dir(&dir), payerr_events::EventLogOptions::default())
+        payerr_events::EventLog::open(&data_dir(dir), payerr_events::EventLogOptions::default())
             .unwrap();
     let now = payerr_events::now_ms();
-    for (request_id, age_ms) in [
-        ("old-1", 3 * DAY_MS),
-        ("old-2", 3 * DAY_MS),
-        ("recent", 3_600_000),
-    ] {
+    for &(request_id, age_ms) in events {
         earlier.record(payerr_events::Event {
             at_ms: now - age_ms,
             request_id: request_id.to_owned(),
@@ -619,6 +614,19 @@ fn with_a_retention_older_events_are_deleted_and_counted() {
         });
     }
     earlier.close().unwrap();
+}
+
+#[test]
+fn with_a_retention_older_events_are_deleted_and_counted() {
+    let dir = scratch("gateway-retention");
+    leave_events(
+        &dir,
+        &[
+            ("old-1", 3 * DAY_MS),
+            ("old-2", 3 * DAY_MS),
+            ("recent", 3_600_000),
+        ],
+    );
 
     let sim = simulator("portone");
     let gw = gateway(
@@ -709,6 +717,53 @@ fn events_the_database_refuses_are_counted_and_logged() {
             .as_str()
             .is_some_and(|e| e.contains("refused by the test")),
         "{last}"
+    );
+}
+
+/// A retention round the database refuses loses no event, and is told as such: the first round
+/// runs as the gateway starts, before the log is watched, and is told all the same.
+#[test]
+fn a_refused_retention_round_is_told_without_a_loss() {
+    let dir = scratch("gateway-retention-refused");
+    leave_events(&dir, &[("old-1", 3 * DAY_MS)]);
+    rusqlite::Connection::open(payerr_events::db_path(&data_dir(&dir)))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER keep BEFORE DELETE ON events
+             BEGIN SELECT RAISE(ROLLBACK, 'kept by the test'); END",
+        )
+        .unwrap();
+    let sim = simulator("portone");
+    let gw = gateway(
+        &dir,
+        "event_retention_days = 2",
+        &provider("acme", "portone", &sim.addr, ""),
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    while !gw
+        .get("/metrics")
+        .text()
+        .contains("payerr_gateway_event_write_errors_total 1\n")
+    {
+        assert!(
+            Instant::now() < until,
+            "the retention round was never refused"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (status, log) = gw.stop();
+    assert!(status.success(), "{log:?}");
+    let line = log
+        .iter()
+        .find(|l| l["event_write_errors_since_last"] == 1)
+        .unwrap_or_else(|| panic!("no line for the refused round in {log:?}"));
+    assert_eq!(line["level"], "warn", "{line}");
+    assert_eq!(line["events_lost_total"], 0, "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("kept by the test")),
+        "{line}"
     );
 }
 
