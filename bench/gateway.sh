@@ -152,6 +152,9 @@ done
 }
 EVENTS=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^payerr_gateway_events_(written|dropped)_total/ { printf "%s=%s ", $1, $2 }')
 echo "gateway events: $EVENTS"
+DROPPED=$(field payerr_gateway_events_dropped_total " $EVENTS")
+[[ ${DROPPED:-0} == 0 ]] ||
+    echo "note: $DROPPED events dropped (the queue was full: a stalled disk, see bench/README.md); the writer did less work, which flatters the ratio a little"
 RATIO=$(awk -v g="$MEAN_gateway" -v n="$MEAN_nginx" 'BEGIN { printf "%.2f", g / n }')
 OK=$(awk -v r="$RATIO" -v t="$RATIO_TARGET" 'BEGIN { print (r >= t) ? "met" : "MISSED" }')
 echo "target: ratio >= $RATIO_TARGET $OK"
