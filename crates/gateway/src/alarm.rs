@@ -10,26 +10,10 @@ use payerr_server::log::{Field, Logger};
 use payerr_server::LogLevel;
 use tokio::sync::oneshot;
 
+use crate::metrics::EventCounters;
+
 /// How often the counters are read: at most one line of each kind per period.
 const PERIOD: Duration = Duration::from_secs(10);
-
-/// The event log's loss counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Losses {
-    dropped: u64,
-    write_errors: u64,
-    lost: u64,
-}
-
-impl Losses {
-    fn of(events: &EventLog) -> Losses {
-        Losses {
-            dropped: events.dropped(),
-            write_errors: events.write_errors(),
-            lost: events.lost(),
-        }
-    }
-}
 
 /// What changed between two readings that the operator must hear about.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,7 +31,7 @@ enum Alarm {
 }
 
 /// The alarms of the change from `before` to `now`, drops first.
-fn alarms(before: Losses, now: Losses) -> impl Iterator<Item = Alarm> {
+fn alarms(before: EventCounters, now: EventCounters) -> impl Iterator<Item = Alarm> {
     let dropped = (now.dropped > before.dropped).then(|| Alarm::Dropped {
         since: now.dropped - before.dropped,
         total: now.dropped,
@@ -70,13 +54,13 @@ fn alarms(before: Losses, now: Losses) -> impl Iterator<Item = Alarm> {
 pub(crate) async fn watch(events: &EventLog, logger: &Logger, mut stop: oneshot::Receiver<()>) {
     let mut ticks = tokio::time::interval(PERIOD);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut before = Losses::default();
+    let mut before = EventCounters::default();
     loop {
         let stopping = tokio::select! {
             _ = ticks.tick() => false,
             _ = &mut stop => true,
         };
-        let now = Losses::of(events);
+        let now = EventCounters::of(events);
         for alarm in alarms(before, now) {
             log(logger, events, &alarm);
         }
@@ -134,11 +118,12 @@ fn log(logger: &Logger, events: &EventLog, alarm: &Alarm) {
 mod tests {
     use super::*;
 
-    fn losses(dropped: u64, write_errors: u64, lost: u64) -> Losses {
-        Losses {
+    fn losses(dropped: u64, write_errors: u64, lost: u64) -> EventCounters {
+        EventCounters {
             dropped,
             write_errors,
             lost,
+            ..EventCounters::default()
         }
     }
 
@@ -146,7 +131,8 @@ mod tests {
     fn nothing_lost_since_the_last_reading_says_nothing() {
         let earlier = losses(5, 2, 10);
         assert_eq!(alarms(earlier, earlier).count(), 0);
-        assert_eq!(alarms(Losses::default(), Losses::default()).count(), 0);
+        let none = EventCounters::default();
+        assert_eq!(alarms(none, none).count(), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use payerr_events::EventLog;
 use payerr_server::listener::{cores, current_worker};
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -105,8 +106,8 @@ fn count(
     }
 }
 
-/// The event log's counters, read when rendering.
-#[derive(Default)]
+/// The event log's counters at one moment: rendered in `/metrics`, compared by the alarm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EventCounters {
     /// Accepted into the queue.
     pub recorded: u64,
@@ -120,6 +121,20 @@ pub struct EventCounters {
     pub write_errors: u64,
     /// Given up after their batch failed to commit twice.
     pub lost: u64,
+}
+
+impl EventCounters {
+    /// Reads them off `events`.
+    pub fn of(events: &EventLog) -> EventCounters {
+        EventCounters {
+            recorded: events.recorded(),
+            written: events.written(),
+            dropped: events.dropped(),
+            pruned: events.pruned(),
+            write_errors: events.write_errors(),
+            lost: events.lost(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -193,15 +193,7 @@ impl State {
                 )
             }
             "/metrics" if get => {
-                let events = &self.gateway.events;
-                let counters = EventCounters {
-                    recorded: events.recorded(),
-                    written: events.written(),
-                    dropped: events.dropped(),
-                    pruned: events.pruned(),
-                    write_errors: events.write_errors(),
-                    lost: events.lost(),
-                };
+                let counters = EventCounters::of(&self.gateway.events);
                 let text = self.gateway.metrics.render(&counters);
                 return json(
                     Bytes::from(text),

@@ -91,6 +91,20 @@ fn wait_seen(sim: &Daemon, key: &str, n: u64) {
     }
 }
 
+/// Whether the gateway's `/metrics` holds `line` (end it with `\n` to match a whole value).
+fn has_metric(gw: &Daemon, line: &str) -> bool {
+    gw.get("/metrics").text().contains(line)
+}
+
+/// Waits up to 10 s until the gateway's `/metrics` holds `line`.
+fn wait_for_metric(gw: &Daemon, line: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !has_metric(gw, line) {
+        assert!(Instant::now() < until, "{line:?} never in /metrics");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `payerr explain` of a code, as JSON.
 fn explain(dialect: &str, code: &str, scope: Option<&str>) -> Value {
     let mut args = vec!["explain", code, "--dialect", dialect, "--format", "json"];
@@ -636,18 +650,7 @@ fn with_a_retention_older_events_are_deleted_and_counted() {
     );
     let reply = post(&gw.addr, "/acme/v1/payments", &[], "{}");
     let new_id = reply.header("x-request-id").unwrap().to_owned();
-    let until = Instant::now() + Duration::from_secs(10);
-    let pruned = loop {
-        let metrics = gw.get("/metrics").text();
-        if metrics.contains("payerr_gateway_events_pruned_total 2") || Instant::now() > until {
-            break metrics;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    assert!(
-        pruned.contains("payerr_gateway_events_pruned_total 2\n"),
-        "{pruned}"
-    );
+    wait_for_metric(&gw, "payerr_gateway_events_pruned_total 2\n");
     assert!(gw.stop().0.success());
     let mut stored: Vec<String> = payerr_events::request_ids(&data_dir(&dir))
         .unwrap()
@@ -667,16 +670,8 @@ fn events_the_database_refuses_are_counted_and_logged() {
     let dir = scratch("gateway-refused");
     let sim = simulator("pts");
     let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
-    let metric = |line: &str| gw.get("/metrics").text().contains(line);
-    let wait_for = |line: &str| {
-        let until = Instant::now() + Duration::from_secs(10);
-        while !metric(line) {
-            assert!(Instant::now() < until, "{line} never in /metrics");
-            thread::sleep(Duration::from_millis(20));
-        }
-    };
     assert_eq!(post(&gw.addr, "/pts/v1/payments", &[], "{}").status, 200);
-    wait_for("payerr_gateway_events_written_total 1\n");
+    wait_for_metric(&gw, "payerr_gateway_events_written_total 1\n");
     let db = rusqlite::Connection::open(payerr_events::db_path(&data_dir(&dir))).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
     db.execute_batch(
@@ -686,8 +681,11 @@ fn events_the_database_refuses_are_counted_and_logged() {
     .unwrap();
     assert_eq!(post(&gw.addr, "/pts/v1/payments", &[], "{}").status, 200);
     // Tried twice, then given up.
-    wait_for("payerr_gateway_events_lost_total 1\n");
-    assert!(metric("payerr_gateway_event_write_errors_total 2\n"));
+    wait_for_metric(&gw, "payerr_gateway_events_lost_total 1\n");
+    assert!(has_metric(
+        &gw,
+        "payerr_gateway_event_write_errors_total 2\n"
+    ));
     let (status, log) = gw.stop();
     assert!(status.success(), "{log:?}");
     // One line, or two when a reading fell between the tries: together they tell it all.
@@ -739,18 +737,7 @@ fn a_refused_retention_round_is_told_without_a_loss() {
         "event_retention_days = 2",
         &provider("acme", "portone", &sim.addr, ""),
     );
-    let until = Instant::now() + Duration::from_secs(10);
-    while !gw
-        .get("/metrics")
-        .text()
-        .contains("payerr_gateway_event_write_errors_total 1\n")
-    {
-        assert!(
-            Instant::now() < until,
-            "the retention round was never refused"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_metric(&gw, "payerr_gateway_event_write_errors_total 1\n");
     let (status, log) = gw.stop();
     assert!(status.success(), "{log:?}");
     let line = log
@@ -800,17 +787,8 @@ fn a_client_that_hangs_up_cancels_nothing_the_attempt_is_finished_and_recorded()
     let sim = simulator("pts");
     let gw = gateway(&dir, "", &provider("pts", "pts", &sim.addr, ""));
     pay_and_hang_up(&gw, &sim, "hung-up-1", 600);
-    let until = Instant::now() + Duration::from_secs(10);
     // The attempt runs to its end: its event is recorded and its access line written.
-    let recorded = || {
-        gw.get("/metrics")
-            .text()
-            .contains("payerr_gateway_events_recorded_total 1\n")
-    };
-    while !recorded() {
-        assert!(Instant::now() < until, "the attempt was never recorded");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_metric(&gw, "payerr_gateway_events_recorded_total 1\n");
     let (status, log) = gw.stop();
     assert!(status.success());
     assert_finished(&dir, &log, "hung-up-1");
