@@ -14,10 +14,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use payerr_frontdoor::door::CREDENTIAL_HEADERS;
 use payerr_frontdoor::idempotency::{StoredResponse, IDEMPOTENT_REPLAYED};
 use payerr_frontdoor::{Admission, FrontDoor, Presented, Rejection};
+use payerr_server::graceful::Graceful;
 use payerr_server::listener::{per_core, Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::request_id::{RequestIds, REQUEST_ID};
@@ -364,7 +364,7 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
     };
     let connect = move |stream: tokio::net::TcpStream,
                         builder: &http1::Builder,
-                        graceful: &GracefulShutdown| {
+                        graceful: &Graceful| {
         let state = state.clone();
         // An address that cannot be read matches no allow-list but 0.0.0.0/0.
         let peer = stream

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::config::LogLevel;
+use crate::graceful::Graceful;
 use crate::log::{Field, Logger};
 
 /// A bound socket with its signal handlers already installed, so that a signal sent as soon as the
@@ -101,7 +101,7 @@ impl Listener {
         on_hangup: impl Fn(),
         stopping: impl FnOnce(),
     ) where
-        C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F + Send + Sync + 'static,
+        C: Fn(TcpStream, &http1::Builder, &Graceful) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
     {
         let Listener {
@@ -191,7 +191,7 @@ enum Connections {
 impl Connections {
     fn take<C, F>(&mut self, stream: TcpStream, connect: &C, logger: &Arc<Logger>)
     where
-        C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F,
+        C: Fn(TcpStream, &http1::Builder, &Graceful) -> F,
         F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
     {
         match self {
@@ -219,7 +219,7 @@ impl Connections {
 /// What serving connections on one runtime needs.
 struct Here {
     builder: http1::Builder,
-    graceful: GracefulShutdown,
+    graceful: Graceful,
 }
 
 impl Here {
@@ -230,7 +230,7 @@ impl Here {
             .header_read_timeout(serving.header_read_timeout);
         Here {
             builder,
-            graceful: GracefulShutdown::new(),
+            graceful: Graceful::new(),
         }
     }
 }
@@ -262,7 +262,7 @@ where
 }
 
 /// Waits for the watched connections to finish, at most `grace`; whether they all did.
-async fn drain(graceful: GracefulShutdown, grace: Duration) -> bool {
+async fn drain(graceful: Graceful, grace: Duration) -> bool {
     tokio::select! {
         _ = graceful.shutdown() => true,
         _ = tokio::time::sleep(grace) => false,
@@ -332,7 +332,7 @@ struct Workers {
 impl Workers {
     fn start<C, F>(serving: &Serving<'_>, count: usize, connect: &Arc<C>) -> Result<Workers, String>
     where
-        C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F + Send + Sync + 'static,
+        C: Fn(TcpStream, &http1::Builder, &Graceful) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
     {
         let count = count.max(1);
@@ -429,7 +429,7 @@ struct Worker<C> {
 
 impl<C, F> Worker<C>
 where
-    C: Fn(TcpStream, &http1::Builder, &GracefulShutdown) -> F + Send + Sync + 'static,
+    C: Fn(TcpStream, &http1::Builder, &Graceful) -> F + Send + Sync + 'static,
     F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
 {
     /// Serves the connections dealt until the queue closes, then drains; whether it drained within

@@ -16,13 +16,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use payerr::Engine;
 use tokio::sync::Semaphore;
 
 use crate::api::{self, Catalogs, Context, Reply, JSON};
 use crate::api_error::ApiError;
 use crate::config::{LogLevel, ServeConfig};
+use crate::graceful::Graceful;
 use crate::listener::{Listener, Serving, Threading};
 use crate::log::{Field, Logger};
 use crate::metrics::{route_label, Metrics};
@@ -293,7 +293,7 @@ pub(crate) async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), Str
         threading: Threading::Shared,
     };
     let serving_state = state.clone();
-    let connect = move |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+    let connect = move |stream, builder: &http1::Builder, graceful: &Graceful| {
         let state = serving_state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();

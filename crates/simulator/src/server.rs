@@ -20,7 +20,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use payerr_server::graceful::Graceful;
 use payerr_server::listener::{per_core, Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::LogLevel;
@@ -250,7 +250,7 @@ pub(crate) async fn serve(
         threading: per_core(),
     };
     let serving_state = state.clone();
-    let connect = move |stream, builder: &http1::Builder, graceful: &GracefulShutdown| {
+    let connect = move |stream, builder: &http1::Builder, graceful: &Graceful| {
         let reset = Arc::new(AtomicBool::new(false));
         let io = TokioIo::new(ResettableStream {
             stream,
