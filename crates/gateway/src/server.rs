@@ -10,14 +10,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use payerr_frontdoor::door::CREDENTIAL_HEADERS;
 use payerr_frontdoor::idempotency::{StoredResponse, IDEMPOTENT_REPLAYED};
 use payerr_frontdoor::{Admission, FrontDoor, Presented, Rejection};
-use payerr_server::graceful::Graceful;
+use payerr_server::connection::Connections;
 use payerr_server::listener::{per_core, Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::request_id::{RequestIds, REQUEST_ID};
@@ -362,9 +361,7 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
         grace: Duration::from_millis(state.gateway.config.shutdown_grace_ms),
         threading: per_core(),
     };
-    let connect = move |stream: tokio::net::TcpStream,
-                        builder: &http1::Builder,
-                        graceful: &Graceful| {
+    let connect = move |stream: tokio::net::TcpStream, connections: &Connections| {
         let state = state.clone();
         // An address that cannot be read matches no allow-list but 0.0.0.0/0.
         let peer = stream
@@ -387,7 +384,7 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), String> {
                     }))
             }
         });
-        graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
+        connections.serve(TokioIo::new(stream), service)
     };
     listener.serve(serving, connect, || {}, || {}).await;
     Ok(())

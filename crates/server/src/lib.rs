@@ -10,7 +10,7 @@
 mod api;
 mod api_error;
 mod config;
-pub mod graceful;
+pub mod connection;
 pub mod listener;
 pub mod log;
 mod metrics;

@@ -9,15 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::config::LogLevel;
-use crate::graceful::Graceful;
+use crate::connection::{ConnectionError, Connections};
 use crate::log::{Field, Logger};
 
 /// A bound socket with its signal handlers already installed, so that a signal sent as soon as the
@@ -90,8 +88,9 @@ impl Listener {
         })
     }
 
-    /// Serves each accepted connection with the future `connect` makes of it (through the builder
-    /// and the graceful-shutdown watcher it is given) on the threads `serving.threading` says, calls
+    /// Serves each accepted connection with the future `connect` makes of it (through the
+    /// [`Connections`] it is given, which time request heads and stop connections gracefully) on
+    /// the threads `serving.threading` says, calls
     /// `on_hangup` on SIGHUP, and on SIGTERM or SIGINT stops accepting, calls `stopping`, and waits
     /// at most the grace period.
     pub async fn serve<C, F>(
@@ -101,8 +100,8 @@ impl Listener {
         on_hangup: impl Fn(),
         stopping: impl FnOnce(),
     ) where
-        C: Fn(TcpStream, &http1::Builder, &Graceful) -> F + Send + Sync + 'static,
-        F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+        C: Fn(TcpStream, &Connections) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), ConnectionError>> + Send + 'static,
     {
         let Listener {
             listener,
@@ -114,9 +113,9 @@ impl Listener {
         let logger = serving.logger;
         let connect = Arc::new(connect);
         let mut serve = match serving.threading {
-            Threading::Shared => Connections::Here(Here::new(&serving)),
+            Threading::Shared => Destination::Here(Here::new(&serving)),
             Threading::Dealt(count) => match Workers::start(&serving, count, &connect) {
-                Ok(workers) => Connections::Dealt(workers, 0),
+                Ok(workers) => Destination::Dealt(workers, 0),
                 Err(e) => {
                     logger.log(
                         LogLevel::Error,
@@ -163,10 +162,10 @@ impl Listener {
         let drained = match serve {
             // A connection task that lets a request linger takes the count as it ends, before
             // the drain sees it gone: settling after the drain misses none.
-            Connections::Here(here) => {
-                drain(here.graceful, serving.grace).await && settle(deadline).await
+            Destination::Here(here) => {
+                drain(here.connections, serving.grace).await && settle(deadline).await
             }
-            Connections::Dealt(workers, _) => workers.stop(deadline).await,
+            Destination::Dealt(workers, _) => workers.stop(deadline).await,
         };
         if drained {
             logger.log(LogLevel::Info, "stopped", &[]);
@@ -181,25 +180,23 @@ impl Listener {
 }
 
 /// Where accepted connections go.
-enum Connections {
+enum Destination {
     /// Tasks of the accepting runtime.
     Here(Here),
     /// Dealt to worker threads; the count of connections dealt so far.
     Dealt(Workers, usize),
 }
 
-impl Connections {
+impl Destination {
     fn take<C, F>(&mut self, stream: TcpStream, connect: &C, logger: &Arc<Logger>)
     where
-        C: Fn(TcpStream, &http1::Builder, &Graceful) -> F,
-        F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+        C: Fn(TcpStream, &Connections) -> F,
+        F: Future<Output = Result<(), ConnectionError>> + Send + 'static,
     {
         match self {
-            Connections::Here(here) => {
-                spawn_connection(connect(stream, &here.builder, &here.graceful), logger)
-            }
+            Destination::Here(here) => spawn_connection(connect(stream, &here.connections), logger),
             // The worker registers the socket with its own runtime.
-            Connections::Dealt(workers, dealt) => match stream.into_std() {
+            Destination::Dealt(workers, dealt) => match stream.into_std() {
                 Ok(stream) => {
                     if !workers.deal(*dealt, stream) {
                         logger.log(
@@ -218,19 +215,13 @@ impl Connections {
 
 /// What serving connections on one runtime needs.
 struct Here {
-    builder: http1::Builder,
-    graceful: Graceful,
+    connections: Connections,
 }
 
 impl Here {
     fn new(serving: &Serving<'_>) -> Here {
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(serving.header_read_timeout);
         Here {
-            builder,
-            graceful: Graceful::new(),
+            connections: Connections::new(serving.header_read_timeout),
         }
     }
 }
@@ -247,7 +238,7 @@ fn accept_failed(logger: &Logger, e: &std::io::Error) {
 /// Serves one connection on a task of the current runtime.
 fn spawn_connection<F>(connection: F, logger: &Arc<Logger>)
 where
-    F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    F: Future<Output = Result<(), ConnectionError>> + Send + 'static,
 {
     let logger = logger.clone();
     tokio::spawn(async move {
@@ -262,9 +253,9 @@ where
 }
 
 /// Waits for the watched connections to finish, at most `grace`; whether they all did.
-async fn drain(graceful: Graceful, grace: Duration) -> bool {
+async fn drain(connections: Connections, grace: Duration) -> bool {
     tokio::select! {
-        _ = graceful.shutdown() => true,
+        _ = connections.shutdown() => true,
         _ = tokio::time::sleep(grace) => false,
     }
 }
@@ -332,8 +323,8 @@ struct Workers {
 impl Workers {
     fn start<C, F>(serving: &Serving<'_>, count: usize, connect: &Arc<C>) -> Result<Workers, String>
     where
-        C: Fn(TcpStream, &http1::Builder, &Graceful) -> F + Send + Sync + 'static,
-        F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+        C: Fn(TcpStream, &Connections) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), ConnectionError>> + Send + 'static,
     {
         let count = count.max(1);
         let (release, released) = watch::channel(());
@@ -429,22 +420,21 @@ struct Worker<C> {
 
 impl<C, F> Worker<C>
 where
-    C: Fn(TcpStream, &http1::Builder, &Graceful) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    C: Fn(TcpStream, &Connections) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), ConnectionError>> + Send + 'static,
 {
     /// Serves the connections dealt until the queue closes, then drains; whether it drained within
     /// the grace period.
     async fn run(mut self) -> bool {
         while let Some(stream) = self.incoming.recv().await {
             match TcpStream::from_std(stream) {
-                Ok(stream) => spawn_connection(
-                    (self.connect)(stream, &self.here.builder, &self.here.graceful),
-                    &self.logger,
-                ),
+                Ok(stream) => {
+                    spawn_connection((self.connect)(stream, &self.here.connections), &self.logger)
+                }
                 Err(e) => accept_failed(&self.logger, &e),
             }
         }
-        drain(self.here.graceful, self.grace).await
+        drain(self.here.connections, self.grace).await
     }
 }
 

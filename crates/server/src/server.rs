@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -22,7 +21,7 @@ use tokio::sync::Semaphore;
 use crate::api::{self, Catalogs, Context, Reply, JSON};
 use crate::api_error::ApiError;
 use crate::config::{LogLevel, ServeConfig};
-use crate::graceful::Graceful;
+use crate::connection::Connections;
 use crate::listener::{Listener, Serving, Threading};
 use crate::log::{Field, Logger};
 use crate::metrics::{route_label, Metrics};
@@ -293,13 +292,13 @@ pub(crate) async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<(), Str
         threading: Threading::Shared,
     };
     let serving_state = state.clone();
-    let connect = move |stream, builder: &http1::Builder, graceful: &Graceful| {
+    let connect = move |stream, connections: &Connections| {
         let state = serving_state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
             async move { Ok::<_, Infallible>(state.handle(req).await) }
         });
-        graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
+        connections.serve(TokioIo::new(stream), service)
     };
     listener
         .serve(

@@ -16,11 +16,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use payerr_server::graceful::Graceful;
+use payerr_server::connection::Connections;
 use payerr_server::listener::{per_core, Listener, Serving};
 use payerr_server::log::{Field, Logger};
 use payerr_server::LogLevel;
@@ -250,7 +249,7 @@ pub(crate) async fn serve(
         threading: per_core(),
     };
     let serving_state = state.clone();
-    let connect = move |stream, builder: &http1::Builder, graceful: &Graceful| {
+    let connect = move |stream, connections: &Connections| {
         let reset = Arc::new(AtomicBool::new(false));
         let io = TokioIo::new(ResettableStream {
             stream,
@@ -261,7 +260,7 @@ pub(crate) async fn serve(
             let (state, reset) = (state.clone(), reset.clone());
             async move { state.handle(req, &reset).await }
         });
-        graceful.watch(builder.serve_connection(io, service))
+        connections.serve(io, service)
     };
     // Held connections (the timeout fault) are released when stopping, so the drain never waits on
     // them.

@@ -136,6 +136,15 @@ impl Conn {
             .unwrap_or_else(|e| panic!("writing to {}: {e}", self.addr));
     }
 
+    /// Reads until the server closes the connection (within the read timeout); what it sent.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        self.stream
+            .read_to_end(&mut rest)
+            .unwrap_or_else(|e| panic!("waiting for {} to close the connection: {e}", self.addr));
+        rest
+    }
+
     /// Reads one response to a request sent with [`Conn::write`].
     pub fn read(&mut self, method: &str) -> Reply {
         read_reply(&mut self.stream, method)

@@ -420,6 +420,32 @@ fn every_error_is_seed_000s_format_with_its_status() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
+/// The head must come within `request_timeout_ms` of the connection's opening, or of its previous
+/// answer: a silent client, a half-sent head and an idle kept-alive connection are closed.
+#[test]
+fn a_client_that_sends_no_whole_head_within_the_request_timeout_is_cut_off() {
+    let server = serve(&["--request-timeout-ms", "500"]);
+    let start = Instant::now();
+    let mut silent = Conn::open(&server.addr);
+    let mut slow = Conn::open(&server.addr);
+    slow.write(b"POST /v1/normalize HTTP/1.1\r\nHost:");
+    let mut kept = Conn::open(&server.addr);
+    assert_eq!(kept.send("GET", "/healthz", &[], b"").status, 200);
+    for conn in [&mut silent, &mut slow, &mut kept] {
+        assert_eq!(conn.read_to_end(), b"", "closed without an answer");
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "closed after {waited:?}"
+    );
+    assert_eq!(
+        server.get("/healthz").status,
+        200,
+        "new connections are served"
+    );
+}
+
 #[test]
 fn a_full_service_answers_429_while_probes_still_answer_and_slow_uploads_time_out() {
     let server = serve(&["--max-concurrency", "1", "--request-timeout-ms", "1500"]);
