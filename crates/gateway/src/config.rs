@@ -39,6 +39,11 @@ pub struct GatewayConfig {
     /// Largest request body accepted from a client, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Time a client gets to send each request head (from the connection's opening or its previous
+    /// answer), and then the request's body, in milliseconds. An idle keep-alive connection is
+    /// closed after it.
+    #[serde(default = "default_client_timeout_ms")]
+    pub client_timeout_ms: u64,
     /// Log format: `text` or `json`.
     #[serde(default = "default_log_format")]
     pub log_format: LogFormat,
@@ -138,6 +143,9 @@ fn default_deadline_ms() -> u64 {
 fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
+fn default_client_timeout_ms() -> u64 {
+    30_000
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Text
 }
@@ -213,6 +221,7 @@ impl GatewayConfig {
             ("event_queue", self.event_queue as u64),
             ("event_flush_ms", self.event_flush_ms),
             ("max_body_bytes", self.max_body_bytes as u64),
+            ("client_timeout_ms", self.client_timeout_ms),
             ("retry.max_attempts", self.retry.max_attempts.into()),
             ("poll.interval_ms", self.poll.interval_ms),
             ("timestamp_tolerance_s", self.timestamp_tolerance_s),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::commands::{payerr, scratch};
-use crate::http::{self, Reply};
+use crate::http::{self, Conn, Reply};
 use crate::process::{simulator, Daemon};
 
 /// A decline documented by each built-in dialect: (dialect, X-Simulate-Code, X-Simulate-Type).
@@ -265,6 +265,50 @@ fn a_503_is_retried_after_its_retry_after() {
         elapsed >= Duration::from_millis(1_000),
         "retried after {elapsed:?}"
     );
+}
+
+/// `client_timeout_ms`: a body that does not come in time is a 408 and nothing goes to the
+/// provider; a connection with no head in time, or idle after its answer, is closed.
+#[test]
+fn a_client_too_slow_with_its_head_or_body_is_cut_off_before_anything_is_sent() {
+    let dir = scratch("gateway-slow-client");
+    let sim = simulator("pts");
+    let gw = gateway(
+        &dir,
+        "client_timeout_ms = 500",
+        &provider("pts", "pts", &sim.addr, ""),
+    );
+    let started = Instant::now();
+    let mut trickle = Conn::open(&gw.addr);
+    trickle.write(
+        b"POST /pts/v1/payments HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{\"amount\":",
+    );
+    let mut silent = Conn::open(&gw.addr);
+    let mut kept = Conn::open(&gw.addr);
+    assert_eq!(kept.send("GET", "/healthz", &[], b"").status, 200);
+
+    let reply = trickle.read("POST");
+    assert_eq!(reply.status, 408);
+    let body = reply.json();
+    assert_eq!(body["type"], "invalid_request_error");
+    assert_eq!(body["code"], "request_timeout");
+    assert!(
+        body["message"].as_str().unwrap().contains("500 ms"),
+        "{body}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    for conn in [&mut silent, &mut kept] {
+        assert_eq!(conn.read_to_end(), b"", "closed without an answer");
+    }
+    assert_eq!(seen(&sim, "POST /v1/payments"), 0, "nothing was sent");
+    // Within the time, the same request goes through, its body in one piece or in two.
+    assert_eq!(post(&gw.addr, "/pts/v1/payments", &[], "{}").status, 200);
+    let mut halves = Conn::open(&gw.addr);
+    halves.write(b"POST /pts/v1/payments HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{");
+    thread::sleep(Duration::from_millis(100));
+    halves.write(b"}");
+    assert_eq!(halves.read("POST").status, 200);
+    assert_eq!(seen(&sim, "POST /v1/payments"), 2);
 }
 
 #[test]
