@@ -210,12 +210,18 @@ impl State {
                 "the request body did not arrive within {} ms (client_timeout_ms)",
                 time.as_millis()
             );
-            return error(
+            let mut response = error(
                 StatusCode::REQUEST_TIMEOUT,
                 "invalid_request_error",
                 "request_timeout",
                 &message,
             );
+            // The rest of the body may still come: the connection cannot be read on, so it is
+            // closed after the answer, and the answer says so (RFC 9110 §15.5.9).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         };
         let body = match read {
             Ok(collected) => collected.to_bytes(),
