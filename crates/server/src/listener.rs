@@ -33,7 +33,8 @@ pub struct Listener {
 pub struct Serving<'a> {
     /// Where accept errors, connection errors and the stop are logged.
     pub logger: &'a Arc<Logger>,
-    /// Time a client gets to send a request head.
+    /// Time a client gets to send each request head, from the connection's opening and from each
+    /// answer (an idle keep-alive connection is closed after it).
     pub header_read_timeout: Duration,
     /// After SIGTERM or SIGINT, how long open connections and lingering requests ([`linger`]) get
     /// to finish.
@@ -90,9 +91,8 @@ impl Listener {
 
     /// Serves each accepted connection with the future `connect` makes of it (through the
     /// [`Connections`] it is given, which time request heads and stop connections gracefully) on
-    /// the threads `serving.threading` says, calls
-    /// `on_hangup` on SIGHUP, and on SIGTERM or SIGINT stops accepting, calls `stopping`, and waits
-    /// at most the grace period.
+    /// the threads `serving.threading` says, calls `on_hangup` on SIGHUP, and on SIGTERM or SIGINT
+    /// stops accepting, calls `stopping`, and waits at most the grace period.
     pub async fn serve<C, F>(
         self,
         serving: Serving<'_>,
