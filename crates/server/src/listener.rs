@@ -113,7 +113,7 @@ impl Listener {
         let logger = serving.logger;
         let connect = Arc::new(connect);
         let mut serve = match serving.threading {
-            Threading::Shared => Destination::Here(Here::new(&serving)),
+            Threading::Shared => Destination::Here(Connections::new(serving.header_read_timeout)),
             Threading::Dealt(count) => match Workers::start(&serving, count, &connect) {
                 Ok(workers) => Destination::Dealt(workers, 0),
                 Err(e) => {
@@ -162,9 +162,7 @@ impl Listener {
         let drained = match serve {
             // A connection task that lets a request linger takes the count as it ends, before
             // the drain sees it gone: settling after the drain misses none.
-            Destination::Here(here) => {
-                drain(here.connections, serving.grace).await && settle(deadline).await
-            }
+            Destination::Here(here) => drain(here, serving.grace).await && settle(deadline).await,
             Destination::Dealt(workers, _) => workers.stop(deadline).await,
         };
         if drained {
@@ -182,7 +180,7 @@ impl Listener {
 /// Where accepted connections go.
 enum Destination {
     /// Tasks of the accepting runtime.
-    Here(Here),
+    Here(Connections),
     /// Dealt to worker threads; the count of connections dealt so far.
     Dealt(Workers, usize),
 }
@@ -194,7 +192,7 @@ impl Destination {
         F: Future<Output = Result<(), ConnectionError>> + Send + 'static,
     {
         match self {
-            Destination::Here(here) => spawn_connection(connect(stream, &here.connections), logger),
+            Destination::Here(here) => spawn_connection(connect(stream, here), logger),
             // The worker registers the socket with its own runtime.
             Destination::Dealt(workers, dealt) => match stream.into_std() {
                 Ok(stream) => {
@@ -209,19 +207,6 @@ impl Destination {
                 }
                 Err(e) => accept_failed(logger, &e),
             },
-        }
-    }
-}
-
-/// What serving connections on one runtime needs.
-struct Here {
-    connections: Connections,
-}
-
-impl Here {
-    fn new(serving: &Serving<'_>) -> Here {
-        Here {
-            connections: Connections::new(serving.header_read_timeout),
         }
     }
 }
@@ -344,7 +329,7 @@ impl Workers {
             let worker = Worker {
                 incoming,
                 connect: connect.clone(),
-                here: Here::new(serving),
+                connections: Connections::new(serving.header_read_timeout),
                 logger: serving.logger.clone(),
                 grace: serving.grace,
             };
@@ -413,7 +398,7 @@ impl Workers {
 struct Worker<C> {
     incoming: mpsc::UnboundedReceiver<std::net::TcpStream>,
     connect: Arc<C>,
-    here: Here,
+    connections: Connections,
     logger: Arc<Logger>,
     grace: Duration,
 }
@@ -429,12 +414,12 @@ where
         while let Some(stream) = self.incoming.recv().await {
             match TcpStream::from_std(stream) {
                 Ok(stream) => {
-                    spawn_connection((self.connect)(stream, &self.here.connections), &self.logger)
+                    spawn_connection((self.connect)(stream, &self.connections), &self.logger)
                 }
                 Err(e) => accept_failed(&self.logger, &e),
             }
         }
-        drain(self.here.connections, self.grace).await
+        drain(self.connections, self.grace).await
     }
 }
 
