@@ -39,6 +39,8 @@ pub(crate) struct Reply {
     pub retry_after_s: Option<u64>,
     /// `Allow`, for a 405.
     pub allow: Option<&'static str>,
+    /// `Connection: close`: the connection cannot be read on after this answer.
+    pub close: bool,
 }
 
 impl Reply {
@@ -49,6 +51,7 @@ impl Reply {
             body: Bytes::from(body),
             retry_after_s: None,
             allow: None,
+            close: false,
         }
     }
 
@@ -70,6 +73,7 @@ impl Reply {
     pub fn rejection(r: &Rejection) -> Reply {
         Reply {
             allow: r.allow,
+            close: r.close,
             ..Reply::json(r.status, r.to_json())
         }
     }

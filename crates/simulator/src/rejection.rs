@@ -2,6 +2,8 @@
 //! endpoint), in seed 000's format `{type, code, message, param}` so that no provider dialect's
 //! answer can be mistaken for one: the codes are the simulator's, never a provider's.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 /// A request the simulator refuses to play.
@@ -17,6 +19,9 @@ pub(crate) struct Rejection {
     /// Methods the endpoint accepts, for a 405.
     #[serde(skip)]
     pub allow: Option<&'static str>,
+    /// Whether the answer closes the connection (`Connection: close`).
+    #[serde(skip)]
+    pub close: bool,
 }
 
 impl Rejection {
@@ -28,6 +33,7 @@ impl Rejection {
             message,
             param,
             allow: None,
+            close: false,
         }
     }
 
@@ -64,6 +70,23 @@ impl Rejection {
             format!("the request body could not be read: {error}"),
             None,
         )
+    }
+
+    /// A body that did not come whole in time; the connection is closed after the answer, since the
+    /// rest of the body may still arrive.
+    pub fn request_timeout(time: Duration) -> Self {
+        Rejection {
+            close: true,
+            ..Rejection::new(
+                408,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} ms",
+                    time.as_millis()
+                ),
+                None,
+            )
+        }
     }
 
     /// An unknown `/__simulator/…` endpoint.

@@ -33,8 +33,8 @@ use crate::rejection::Rejection;
 /// Largest request body read; a provider's request is far smaller.
 const MAX_BODY: usize = 1024 * 1024;
 
-/// Time a client gets to send a request head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a client gets to send a request head, and then its body.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// On SIGTERM or SIGINT, how long answers in flight get to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -75,7 +75,7 @@ impl State {
         let (parts, body) = req.into_parts();
         let target = payerr::pan::mask_pans(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
             .into_owned();
-        let decision = match read_body(body, &parts.headers).await {
+        let decision = match read_body(body, &parts.headers, CLIENT_TIMEOUT).await {
             Ok(body) => self.provider.decide(&Play {
                 method: &parts.method,
                 path: parts.uri.path(),
@@ -138,8 +138,18 @@ impl State {
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes; a declared or actual larger body is a 413.
-async fn read_body(body: Incoming, headers: &hyper::HeaderMap) -> Result<Bytes, Rejection> {
+/// Reads at most [`MAX_BODY`] bytes; a declared or actual larger body is a 413, and a body that has
+/// not come whole within `time` a 408 (else a client sending less than its `Content-Length` would
+/// hold its connection and task for ever).
+async fn read_body<B>(
+    body: B,
+    headers: &hyper::HeaderMap,
+    time: Duration,
+) -> Result<Bytes, Rejection>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn Error + Send + Sync>>,
+{
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -147,7 +157,10 @@ async fn read_body(body: Incoming, headers: &hyper::HeaderMap) -> Result<Bytes, 
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(Rejection::body_too_large(MAX_BODY));
     }
-    match Limited::new(body, MAX_BODY).collect().await {
+    let Ok(read) = tokio::time::timeout(time, Limited::new(body, MAX_BODY).collect()).await else {
+        return Err(Rejection::request_timeout(time));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(Rejection::body_too_large(MAX_BODY)),
         Err(e) => Err(Rejection::unreadable_body(&e.to_string())),
@@ -168,6 +181,10 @@ fn response(reply: &Reply) -> Response<Full<Bytes>> {
     }
     if let Some(allow) = reply.allow {
         headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if reply.close {
+        // hyper closes the connection after an answer that says so (RFC 9110 §15.5.9).
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }
@@ -244,7 +261,7 @@ pub(crate) async fn serve(
     );
     let serving = Serving {
         logger: &logger,
-        header_read_timeout: HEADER_TIMEOUT,
+        header_read_timeout: CLIENT_TIMEOUT,
         grace: SHUTDOWN_GRACE,
         threading: per_core(),
     };
@@ -269,4 +286,62 @@ pub(crate) async fn serve(
     };
     listener.serve(serving, connect, || {}, release).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::body::{Body, Frame};
+
+    /// A body that brings its first byte and never the rest, as a client sending less than its
+    /// `Content-Length` does.
+    struct Stalled {
+        sent: bool,
+    }
+
+    impl Body for Stalled {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            if self.sent {
+                return Poll::Pending;
+            }
+            self.sent = true;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{")))))
+        }
+    }
+
+    fn read(body: impl Body<Data = Bytes, Error = io::Error>) -> Result<Bytes, Rejection> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let time = Duration::from_millis(50);
+        runtime.block_on(read_body(body, &hyper::HeaderMap::new(), time))
+    }
+
+    #[test]
+    fn a_body_that_does_not_come_whole_in_time_is_a_408_that_closes_the_connection() {
+        let rejection = read(Stalled { sent: false }).expect_err("times out");
+        assert_eq!(
+            (rejection.status, rejection.code, rejection.close),
+            (408, "request_timeout", true)
+        );
+        let answer = response(&Reply::rejection(&rejection));
+        assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(answer.headers()[header::CONNECTION], "close");
+    }
+
+    #[test]
+    fn a_whole_body_is_read_and_answers_keep_the_connection() {
+        let body =
+            http_body_util::Full::new(Bytes::from_static(b"{}")).map_err(|never| match never {});
+        assert_eq!(read(body).expect("read"), "{}");
+        let answer = response(&Reply::rejection(&Rejection::body_too_large(1)));
+        assert!(answer.headers().get(header::CONNECTION).is_none());
+    }
 }
