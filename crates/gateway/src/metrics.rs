@@ -77,7 +77,7 @@ struct Shard {
     attempts: BTreeMap<(String, &'static str), u64>,
     /// provider → upstream latency.
     latency: BTreeMap<String, Histogram>,
-    /// front door error code → requests turned away.
+    /// error code → requests turned away before forwarding.
     rejected: BTreeMap<&'static str, u64>,
 }
 
@@ -190,7 +190,7 @@ impl Metrics {
         }
     }
 
-    /// Counts a request the front door turned away with `code`.
+    /// Counts a request turned away with `code` before anything was forwarded.
     pub fn rejected(&self, code: &'static str) {
         *self.shard().rejected.entry(code).or_default() += 1;
     }
@@ -250,7 +250,7 @@ impl Metrics {
         counter(
             &mut out,
             "payerr_gateway_rejected_total",
-            "Requests the front door turned away, by error code.",
+            "Requests turned away before anything was forwarded, by error code.",
         );
         for (code, n) in &total.rejected {
             let _ = writeln!(out, "payerr_gateway_rejected_total{{code=\"{code}\"}} {n}");

@@ -44,7 +44,8 @@ pub struct State {
 struct Summary {
     /// The client's id (never its key).
     client: Option<String>,
-    /// The front door's error code, when it turned the request away.
+    /// The error code of a request turned away before forwarding (by the front door or the
+    /// gateway).
     rejected: Option<&'static str>,
     /// A replay of a stored idempotent answer.
     replayed: bool,
@@ -210,11 +211,11 @@ impl State {
                 "the request body did not arrive within {} ms (client_timeout_ms)",
                 time.as_millis()
             );
-            let mut response = error(
+            let mut response = self.turn_away(
                 StatusCode::REQUEST_TIMEOUT,
-                "invalid_request_error",
                 "request_timeout",
                 &message,
+                summary,
             );
             // The rest of the body may still come: the connection cannot be read on, so it is
             // closed after the answer, and the answer says so (RFC 9110 §15.5.9).
@@ -227,21 +228,16 @@ impl State {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<LengthLimitError>() => {
                 let message = format!("the request body is larger than {limit} bytes");
-                return error(
+                return self.turn_away(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
                     "body_too_large",
                     &message,
+                    summary,
                 );
             }
             Err(e) => {
                 let message = format!("the request body could not be read: {e}");
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    "invalid_body",
-                    &message,
-                );
+                return self.turn_away(StatusCode::BAD_REQUEST, "invalid_body", &message, summary);
             }
         };
         // What the client signed: the target exactly as it sent it.
@@ -259,11 +255,11 @@ impl State {
                 "no provider {id:?}: requests go to /{{provider_id}}/…, with a provider of the configuration ({})",
                 self.gateway.providers.keys().cloned().collect::<Vec<_>>().join(", ")
             );
-            return error(
+            return self.turn_away(
                 StatusCode::NOT_FOUND,
-                "invalid_request_error",
                 "provider_not_found",
                 &message,
+                summary,
             );
         };
         let ticket = match self
@@ -330,6 +326,20 @@ impl State {
         summary.rejected = Some(rejection.code);
         self.gateway.metrics.rejected(rejection.code);
         refusal(rejection)
+    }
+
+    /// The gateway's own refusal of a request it cannot forward (its body, or its provider id),
+    /// counted and logged as the front door's are.
+    fn turn_away(
+        &self,
+        status: StatusCode,
+        code: &'static str,
+        message: &str,
+        summary: &mut Summary,
+    ) -> Response<Full<Bytes>> {
+        summary.rejected = Some(code);
+        self.gateway.metrics.rejected(code);
+        error(status, "invalid_request_error", code, message)
     }
 }
 

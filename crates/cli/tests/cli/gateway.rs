@@ -223,6 +223,10 @@ fn five_dialects_through_the_gateway_get_every_verdict_header() {
         (unknown.status, unknown.json()["code"].as_str()),
         (404, Some("provider_not_found"))
     );
+    assert!(gw
+        .get("/metrics")
+        .text()
+        .contains("payerr_gateway_rejected_total{code=\"provider_not_found\"} 1"));
     for (_, sim) in &sims {
         let stats = sim.get("/__simulator/stats").json();
         let paths: Vec<&String> = stats["requests"].as_object().unwrap().keys().collect();
@@ -303,6 +307,10 @@ fn a_client_too_slow_with_its_head_or_body_is_cut_off_before_anything_is_sent() 
         assert_eq!(conn.read_to_end(), b"", "closed without an answer");
     }
     assert_eq!(seen(&sim, "POST /v1/payments"), 0, "nothing was sent");
+    assert!(gw
+        .get("/metrics")
+        .text()
+        .contains("payerr_gateway_rejected_total{code=\"request_timeout\"} 1"));
     // Within the time, the same request goes through, its body in one piece or in two.
     assert_eq!(post(&gw.addr, "/pts/v1/payments", &[], "{}").status, 200);
     let mut halves = Conn::open(&gw.addr);
