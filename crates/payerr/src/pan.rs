@@ -16,8 +16,9 @@ use std::ops::Range;
 pub fn mask_pans(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     // Most texts hold too few digits to hide a card number, or hold them apart (a request id's
-    // groups of hex digits, a date and an amount): answer them without scanning groups.
-    if digit_count(bytes) < 13 || !has_joinable_digits(bytes) {
+    // groups of hex digits, a date and an amount): answer them without scanning groups. A text
+    // shorter than a card number (most of an event's fields) is answered before any counting.
+    if bytes.len() < 13 || digit_count(bytes) < 13 || !has_joinable_digits(bytes) {
         return Cow::Borrowed(text);
     }
     scan(text)
