@@ -99,9 +99,10 @@ field() {
     echo "${rest%% *}"
 }
 
-# CPU time (utime+stime, in clock ticks) of processes, from /proc: where each request's cost goes.
+# CPU time of processes, from /proc, in clock ticks: "USER KERNEL" (utime, stime), summed. Where each
+# request's cost goes: the kernel's part (the socket calls) is about the same for both proxies.
 TICK=$(getconf CLK_TCK)
-ticks() { for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done | awk '{ t += $12 + $13 } END { print t + 0 }'; }
+ticks() { for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done | awk '{ u += $12; k += $13 } END { print u + 0, k + 0 }'; }
 
 # run NAME URL PROXY_PIDS...: one wrk run; appends rps, p50, p99 to NAME's lists and prints them with
 # the CPU each request cost the proxy (none for direct) and the simulator.
@@ -116,11 +117,16 @@ run() {
     [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] ||
         die "$name: non-2xx answers or socket errors: $out"
     RPS[$name]+="$(field rps "$out") " P50[$name]+="$(field p50_ms "$out") " P99[$name]+="$(field p99_ms "$out") "
-    per_request() { awk -v t="$1" -v n="$(field requests "$out")" -v hz="$TICK" 'BEGIN { printf "%5.1f us", t * 1e6 / hz / n }'; }
-    local proxy="    -   "
-    (($#)) && proxy=$(per_request $((p1 - p0)))
+    # per_request "U0 K0" "U1 K1": CPU per request between two readings of ticks, and its user part.
+    per_request() {
+        awk -v a="$1" -v b="$2" -v n="$(field requests "$out")" -v hz="$TICK" 'BEGIN {
+            split(a, x, " "); split(b, y, " "); f = 1e6 / hz / n
+            printf "%5.1f us (user %4.1f)", (y[1] - x[1] + y[2] - x[2]) * f, (y[1] - x[1]) * f }'
+    }
+    local proxy="       -          "
+    (($#)) && proxy=$(per_request "$p0" "$p1")
     printf '%-8s %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms  | cpu per request: proxy %s, simulator %s\n' \
-        "$name" "$(field rps "$out")" "$(field p50_ms "$out")" "$(field p99_ms "$out")" "$proxy" "$(per_request $((s1 - s0)))"
+        "$name" "$(field rps "$out")" "$(field p50_ms "$out")" "$(field p99_ms "$out")" "$proxy" "$(per_request "$s0" "$s1")"
 }
 mean() { printf '%s\n' $1 | awk '{ s += $1 } END { printf "%.3f\n", s / NR }'; }
 
@@ -154,7 +160,7 @@ EVENTS=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^payerr_gateway_eve
 echo "gateway events: $EVENTS"
 DROPPED=$(field payerr_gateway_events_dropped_total " $EVENTS")
 [[ ${DROPPED:-0} == 0 ]] ||
-    echo "note: $DROPPED events dropped (the queue was full: a stalled disk, see bench/README.md); the writer did less work, which flatters the ratio a little"
+    echo "note: $DROPPED events dropped (the queue was full: a stalled disk, see bench/README.md); the writer did less work, which flatters the ratio a little: rerun for a figure to quote"
 RATIO=$(awk -v g="$MEAN_gateway" -v n="$MEAN_nginx" 'BEGIN { printf "%.2f", g / n }')
 OK=$(awk -v r="$RATIO" -v t="$RATIO_TARGET" 'BEGIN { print (r >= t) ? "met" : "MISSED" }')
 echo "target: ratio >= $RATIO_TARGET $OK"
