@@ -123,7 +123,7 @@ run() {
             split(a, x, " "); split(b, y, " "); f = 1e6 / hz / n
             printf "%5.1f us (user %4.1f)", (y[1] - x[1] + y[2] - x[2]) * f, (y[1] - x[1]) * f }'
     }
-    local proxy="       -          "
+    local proxy="         -          "
     (($#)) && proxy=$(per_request "$p0" "$p1")
     printf '%-8s %9.1f req/s  p50 %6.3f ms  p99 %6.3f ms  | cpu per request: proxy %s, simulator %s\n' \
         "$name" "$(field rps "$out")" "$(field p50_ms "$out")" "$(field p99_ms "$out")" "$proxy" "$(per_request "$s0" "$s1")"

@@ -49,7 +49,8 @@ const MIGRATIONS: [&str; 2] = [
     // Version 2. No query used the (provider, at_ms) index: the report reads a time window through
     // `events_at_ms` and groups by provider. Keeping it up to date cost the writer 2,500 of its
     // 16,900 instructions per event (by callgrind, bench/gateway-cost.sh).
-    "DROP INDEX events_provider_at_ms;",
+    // IF EXISTS: a file whose index was dropped by hand is upgraded all the same.
+    "DROP INDEX IF EXISTS events_provider_at_ms;",
 ];
 
 /// The event database for [`payerr_sqlite`]: it opens the file for writing (WAL, so readers such as
@@ -270,11 +271,17 @@ mod tests {
         assert_eq!(indexes, ["events_at_ms", "events_request_id"]);
     }
 
-    /// A file of version 1 (as payerr 0.1's gateways wrote it) is upgraded when the gateway opens
-    /// it, its events kept, and then read.
+    /// A file of version 1 is upgraded when the gateway opens it, its events kept, and then read;
+    /// also one whose provider index was already dropped by hand.
     #[test]
     fn a_version_1_database_is_upgraded_and_keeps_its_events() {
-        let dir = Scratch::new("version-1");
+        for index_dropped_by_hand in [false, true] {
+            upgrade_version_1(index_dropped_by_hand);
+        }
+    }
+
+    fn upgrade_version_1(index_dropped_by_hand: bool) {
+        let dir = Scratch::new(&format!("version-1-{index_dropped_by_hand}"));
         std::fs::create_dir_all(dir.path()).expect("creates the directory");
         let path = db_path(dir.path());
         let old = event(1, "old", "acme", 1);
@@ -282,6 +289,10 @@ mod tests {
             let mut conn = Connection::open(&path).expect("creates");
             conn.execute_batch(MIGRATIONS[0])
                 .expect("version 1's schema");
+            if index_dropped_by_hand {
+                conn.execute_batch("DROP INDEX events_provider_at_ms")
+                    .expect("drops the index");
+            }
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .and_then(|()| conn.pragma_update(None, "user_version", 1))
                 .expect("marks it as version 1");

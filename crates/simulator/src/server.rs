@@ -321,7 +321,14 @@ mod tests {
             .build()
             .expect("a runtime");
         let time = Duration::from_millis(50);
-        runtime.block_on(read_body(body, &hyper::HeaderMap::new(), time))
+        // Bounded here too, so that a read_body that never gives up fails the test, not hangs it.
+        let headers = hyper::HeaderMap::new();
+        let read = async {
+            tokio::time::timeout(Duration::from_secs(10), read_body(body, &headers, time)).await
+        };
+        runtime
+            .block_on(read)
+            .expect("read_body answers within its time")
     }
 
     #[test]

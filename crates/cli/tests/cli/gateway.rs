@@ -226,7 +226,8 @@ fn five_dialects_through_the_gateway_get_every_verdict_header() {
     assert!(gw
         .get("/metrics")
         .text()
-        .contains("payerr_gateway_rejected_total{code=\"provider_not_found\"} 1"));
+        .lines()
+        .any(|l| l == "payerr_gateway_rejected_total{code=\"provider_not_found\"} 1"));
     for (_, sim) in &sims {
         let stats = sim.get("/__simulator/stats").json();
         let paths: Vec<&String> = stats["requests"].as_object().unwrap().keys().collect();
@@ -310,7 +311,8 @@ fn a_client_too_slow_with_its_head_or_body_is_cut_off_before_anything_is_sent() 
     assert!(gw
         .get("/metrics")
         .text()
-        .contains("payerr_gateway_rejected_total{code=\"request_timeout\"} 1"));
+        .lines()
+        .any(|l| l == "payerr_gateway_rejected_total{code=\"request_timeout\"} 1"));
     // Within the time, the same request goes through, its body in one piece or in two.
     assert_eq!(post(&gw.addr, "/pts/v1/payments", &[], "{}").status, 200);
     let mut halves = Conn::open(&gw.addr);
@@ -319,6 +321,15 @@ fn a_client_too_slow_with_its_head_or_body_is_cut_off_before_anything_is_sent() 
     halves.write(b"}");
     assert_eq!(halves.read("POST").status, 200);
     assert_eq!(seen(&sim, "POST /v1/payments"), 2);
+    // The access line names the refusal, as it names the front door's.
+    let (status, log) = gw.stop();
+    assert!(status.success());
+    let refused: Vec<_> = log
+        .iter()
+        .filter(|line| line["rejected"] == "request_timeout")
+        .collect();
+    assert_eq!(refused.len(), 1, "{log:?}");
+    assert_eq!(refused[0]["status"], 408);
 }
 
 #[test]
